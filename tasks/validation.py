@@ -1,0 +1,120 @@
+"""Checks a request's parameters and body against its operation's declaration, before any HTTP call.
+
+Every problem is collected (not just the first), each naming the field at fault, so the caller can
+fix a request in one round trip.  Values are normalised on the way: integers given as digit strings
+become integers, a single value for a repeatable parameter becomes a one-item list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tasks.catalog import BodyKind, Operation, Param
+from worker.errors import ValidationError
+
+Problems = list[dict[str, str]]
+
+
+def _coerce(param: Param, value: Any) -> Any:
+    """`value` as the parameter's type, or `ValueError` with what was expected."""
+    if param.type is int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("must be an integer")
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError("must be an integer") from None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be a string")
+    return str(value)
+
+
+def _check_value(param: Param, value: Any) -> Any:
+    value = _coerce(param, value)
+    if param.choices and value not in param.choices:
+        raise ValueError(f"must be one of {', '.join(param.choices)}")
+    if param.minimum is not None and value < param.minimum:
+        raise ValueError(f"must be at least {param.minimum}")
+    if param.maximum is not None and value > param.maximum:
+        raise ValueError(f"must be at most {param.maximum}")
+    if param.max_length is not None and len(value) > param.max_length:
+        raise ValueError(f"must be at most {param.max_length} characters")
+    if param.required and value == "":
+        raise ValueError("must not be empty")
+    return value
+
+
+def _check_param(param: Param, raw: Any, problems: Problems) -> Any:
+    field = f"params.{param.name}"
+    values = raw if isinstance(raw, list) else [raw]
+    if isinstance(raw, list) and not param.repeatable:
+        problems.append({"field": field, "message": "takes a single value, not a list"})
+        return None
+    if param.repeatable and not values:
+        problems.append({"field": field, "message": "must not be an empty list"})
+        return None
+    checked = []
+    for value in values:
+        try:
+            checked.append(_check_value(param, value))
+        except ValueError as exc:
+            problems.append({"field": field, "message": f"{exc} (got {value!r})"})
+    return checked if param.repeatable else (checked[0] if checked else None)
+
+
+def _lookup(params: Mapping[str, Any], param: Param) -> Any:
+    if param.name in params:
+        return params[param.name]
+    if param.location == "header":  # header names are case-insensitive
+        for name, value in params.items():
+            if name.lower() == param.name.lower():
+                return value
+    return None
+
+
+def check_params(operation: Operation, params: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    """The declared parameters with normalised values; unknown or bad ones are added to `problems`."""
+    declared = {p.name.lower() for p in operation.params}
+    for name in params:
+        if name.lower() not in declared:
+            accepted = ", ".join(p.name for p in operation.params) or "none"
+            problems.append(
+                {"field": f"params.{name}", "message": f"unknown parameter (accepted: {accepted})"}
+            )
+    checked = {}
+    for param in operation.params:
+        raw = _lookup(params, param)
+        if raw is None:
+            if param.required:
+                problems.append({"field": f"params.{param.name}", "message": "is required"})
+            continue
+        value = _check_param(param, raw, problems)
+        if value is not None:
+            checked[param.name] = value
+    return checked
+
+
+def check_body(operation: Operation, body: Any, problems: Problems) -> None:
+    """Add a problem when the body does not fit the operation's body kind."""
+    kind = operation.body
+    if kind is BodyKind.NONE:
+        if body is not None:
+            problems.append({"field": "body", "message": f"{operation.name} sends no body"})
+    elif body is None:
+        problems.append({"field": "body", "message": "is required"})
+    elif kind is BodyKind.JSON and not isinstance(body, dict | list):
+        problems.append({"field": "body", "message": "must be a JSON object"})
+    elif kind is BodyKind.TEXT and not isinstance(body, str):
+        problems.append({"field": "body", "message": "must be a string"})
+
+
+def validate(operation: Operation, params: Mapping[str, Any], body: Any) -> dict[str, Any]:
+    """Normalised parameters, or `ValidationError` listing every field at fault."""
+    problems: Problems = []
+    checked = check_params(operation, params, problems)
+    check_body(operation, body, problems)
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise ValidationError(f"{operation.name}: {summary}", details=problems)
+    return checked

@@ -1,0 +1,101 @@
+"""Shared fixtures: a real broker, the emulator, real worker processes and a plain AMQP client.
+
+Integration tests need RabbitMQ.  When it is unreachable they skip with a reason, except under
+``CI=true``, where they fail: CI must prove the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.amqp import AmqpTestClient, broker_problem
+from tests.support.processes import WorkerFleet
+
+BROKER_URL = os.environ.get("HYPATOS_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """The RabbitMQ URL, or a skip (a failure under CI) saying how to start one."""
+    problem = broker_problem(BROKER_URL)
+    if problem:
+        message = (
+            f"RabbitMQ is not reachable at {BROKER_URL} ({problem}); start one with "
+            "`rabbitmq-server -detached` or `docker compose up -d rabbitmq`, "
+            "or point HYPATOS_TEST_BROKER_URL at one"
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return BROKER_URL
+
+
+@pytest.fixture
+def queue_names() -> dict[str, str]:
+    """Queue names unique to one test, so tests never see each other's messages."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    return {
+        "HYPATOS_REQUEST_QUEUE": f"{prefix}.requests",
+        "HYPATOS_RESULT_QUEUE": f"{prefix}.results",
+        "HYPATOS_DEAD_LETTER_QUEUE": f"{prefix}.dead",
+        "HYPATOS_TASK_QUEUE": f"{prefix}.tasks",
+    }
+
+
+@pytest.fixture
+def amqp(broker_url: str, queue_names: dict[str, str]) -> Iterator[AmqpTestClient]:
+    """A plain AMQP (pika) client; deletes the test's queues afterwards."""
+    client = AmqpTestClient(broker_url)
+    yield client
+    client.delete_queues(list(queue_names.values()))
+    client.close()
+
+
+@pytest.fixture
+def emulator() -> Iterator[object]:
+    """A Hypatos emulator on an ephemeral port, in this process."""
+    from emulator.testing import EmulatorServer
+
+    with EmulatorServer() as server:
+        yield server
+
+
+def write_connections(path: Path, emulator: object, *, name: str = "main", **overrides: str) -> Path:
+    """A connections file with one connection to `emulator`."""
+    fields = {
+        "endpoint_url": emulator.base_url,  # type: ignore[attr-defined]
+        "client_id": "test-client",
+        "client_secret": "test-secret",
+        **overrides,
+    }
+    lines = [f"[connections.{name}]"] + [f'{key} = "{value}"' for key, value in fields.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def connections_file(tmp_path: Path, emulator: object) -> Path:
+    """A connections file naming the emulator as connection ``main``."""
+    return write_connections(tmp_path / "connections.toml", emulator)
+
+
+@pytest.fixture
+def fleet(
+    broker_url: str, queue_names: dict[str, str], connections_file: Path, tmp_path: Path, amqp: AmqpTestClient
+) -> Iterator[WorkerFleet]:
+    """Starts real ``hypatos-worker run`` processes; stops them (and shows their logs on failure)."""
+    env = {
+        **queue_names,
+        "HYPATOS_BROKER_URL": broker_url,
+        "HYPATOS_CONNECTIONS_FILE": str(connections_file),
+        "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
+    }
+    workers = WorkerFleet(env, log_dir=tmp_path / "logs", amqp=amqp)
+    yield workers
+    workers.stop_all()

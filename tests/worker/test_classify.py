@@ -1,0 +1,78 @@
+"""The classifier: one row per status or exception kind."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from worker.classify import TOKEN_STATUS, Action, classify_exception, classify_status, retry_after_s
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "code"),
+    [
+        (200, Action.SUCCESS, ""),
+        (202, Action.SUCCESS, ""),
+        (204, Action.SUCCESS, ""),
+        (400, Action.FAIL, "bad_request"),
+        (401, Action.REFRESH_TOKEN_THEN_RETRY, "auth_failed"),
+        (403, Action.FAIL, "forbidden"),
+        (404, Action.FAIL, "not_found"),
+        (418, Action.FAIL, "rejected"),
+        (422, Action.FAIL, "unprocessable_entity"),
+        (429, Action.RATE_LIMITED, "rate_limited"),
+        (500, Action.RETRY, "server_error"),
+        (502, Action.RETRY, "server_error"),
+        (503, Action.RETRY, "server_error"),
+        (302, Action.FAIL, "unexpected_status"),
+    ],
+)
+def test_given_an_api_status_then_the_resolution_is_as_tabled(status: int, action: Action, code: str) -> None:
+    resolution = classify_status(status)
+    assert resolution.action is action
+    assert resolution.code == code
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "code"),
+    [
+        (400, Action.FAIL, "auth_failed"),
+        (401, Action.FAIL, "auth_failed"),
+        (404, Action.FAIL, "token_endpoint_not_found"),
+        (429, Action.RATE_LIMITED, "rate_limited"),
+        (503, Action.RETRY, "server_error"),
+    ],
+)
+def test_given_a_token_endpoint_status_then_refused_credentials_are_final(
+    status: int, action: Action, code: str
+) -> None:
+    resolution = classify_status(status, table=TOKEN_STATUS)
+    assert (resolution.action, resolution.code) == (action, code)
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable", "code"),
+    [
+        (TimeoutError(), True, "timeout"),
+        (aiohttp.ServerDisconnectedError(), True, "network_error"),
+        (aiohttp.ClientPayloadError("cut"), True, "network_error"),
+    ],
+)
+def test_given_a_transport_exception_then_it_is_classified(
+    error: Exception, retryable: bool, code: str
+) -> None:
+    resolution = classify_exception(error)
+    assert (resolution.retryable, resolution.code) == (retryable, code)
+
+
+def test_given_a_foreign_exception_then_it_is_not_swallowed() -> None:
+    with pytest.raises(KeyError):
+        classify_exception(KeyError("x"))
+
+
+def test_given_429_then_the_wait_comes_from_ratelimit_reset_or_retry_after() -> None:
+    assert retry_after_s(429, {"x-ratelimit-reset": "3"}) == 3.0
+    assert retry_after_s(429, {"retry-after": "5", "x-ratelimit-reset": "3"}) == 5.0
+    assert retry_after_s(503, {"x-ratelimit-reset": "3"}) is None
+    assert retry_after_s(503, {"retry-after": "2"}) == 2.0
+    assert retry_after_s(429, {"x-ratelimit-reset": "soon"}) is None

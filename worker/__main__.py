@@ -1,0 +1,5 @@
+"""``python -m worker`` is ``hypatos-worker``."""
+
+from worker.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""``hypatos-worker``: run the worker and inspect what it offers.
+
+Subcommands: ``run`` (start a worker process), ``operations`` (the catalog), ``schemas`` (write the
+message JSON Schemas), ``demo`` (emulator + worker + sample requests, no setup needed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from worker.errors import ConfigError
+from worker.logging import configure_logging
+from worker.settings import WorkerSettings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Hypatos worker: runs Hypatos API operations requested over AMQP and publishes the results."""
+
+
+@main.command()
+@click.option("--concurrency", type=click.IntRange(1, 1000), help="Operations in flight per process.")
+@click.option("--loglevel", help="Log level (default: HYPATOS_LOG_LEVEL or INFO).")
+def run(concurrency: int | None, loglevel: str | None) -> None:
+    """Start a worker process (configured by HYPATOS_* environment variables)."""
+    from worker.runtime import load_registry
+
+    settings = WorkerSettings()
+    configure_logging(loglevel or settings.log_level, settings.log_format)
+    try:
+        load_registry(settings)
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from None
+    from worker.app import app
+
+    app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={concurrency or settings.concurrency}",
+            f"--loglevel={(loglevel or settings.log_level).upper()}",
+            f"--hostname=hypatos-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def operations(as_json: bool) -> None:
+    """List the operation catalog."""
+    from tasks.describe import describe_catalog, format_catalog
+
+    if as_json:
+        click.echo(json.dumps(describe_catalog(), indent=2))
+    else:
+        click.echo(format_catalog())
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas"),
+              show_default=True, help="Folder to write the schema files to.")  # fmt: skip
+def schemas(out: Path) -> None:
+    """Write the request and result JSON Schemas (generated from the message models)."""
+    from worker.schemas import write_schemas
+
+    for path in write_schemas(out):
+        click.echo(str(path))
+
+
+@main.command()
+@click.option("--requests", "count", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="How many sample requests to send.")  # fmt: skip
+@click.option("--broker-url", help="Broker to use (default: HYPATOS_BROKER_URL, else an embedded one).")
+def demo(count: int, broker_url: str | None) -> None:
+    """Start the emulator and a worker, send sample requests and print their results."""
+    from worker.demo import run_demo
+
+    sys.exit(run_demo(count=count, broker_url=broker_url))

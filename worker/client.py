@@ -1,0 +1,133 @@
+"""Calls the Hypatos API for a connection: attaches the token, renews it on 401, retries what may pass.
+
+The flow for one `HypatosClient.call`:
+
+1. take a token from the `TokenProvider` and send the request once;
+2. on 401, drop that token, take a fresh one and send once more (a second 401 is `auth_failed`);
+3. classify the answer (`worker.classify`): success returns, 429/5xx/network errors raise
+   `TransientError` and go round the tenacity loop (`worker.retry`), anything else raises
+   `PermanentError` carrying Hypatos' error body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+
+import structlog
+
+from worker.classify import Action, Resolution, classify_status, retry_after_s
+from worker.connections import Connection
+from worker.errors import HypatosError, PermanentError, TransientError
+from worker.retry import RetryPolicy, Sleep, build_retrying
+from worker.tokens import AccessToken, TokenProvider
+from worker.transport import ApiRequest, ApiResponse, Transport
+
+log = structlog.get_logger(__name__)
+
+USER_AGENT = "hypatos-worker/0.1"
+
+
+@dataclass
+class _Counter:
+    sent: int = 0
+
+
+def _describe(response: ApiResponse) -> str:
+    """Hypatos' own words from an error body (``title``/``detail`` or 422 ``detail`` list)."""
+    body = response.decoded()
+    if isinstance(body, dict):
+        parts = [str(body[key]) for key in ("title", "detail") if isinstance(body.get(key), str)]
+        if isinstance(body.get("detail"), list):
+            parts.append("; ".join(str(item.get("msg", item)) for item in body["detail"] if item))
+        return ": ".join(parts)
+    return body[:200] if isinstance(body, str) else ""
+
+
+class HypatosClient:
+    """The process's client for every connection; holds no per-request state."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        tokens: TokenProvider,
+        *,
+        policy: RetryPolicy,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._transport = transport
+        self._tokens = tokens
+        self._policy = policy
+        self._sleep = sleep
+
+    async def call(self, connection: Connection, request: ApiRequest) -> ApiResponse:
+        """Send `request` on `connection`; return the successful response or raise a `HypatosError`."""
+        counter = _Counter()
+        retrying = build_retrying(self._policy, event="hypatos_call_retrying", sleep=self._sleep)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    response = await self._send_authorized(connection, request, counter)
+                    self._raise_for_status(response)
+                    return replace(response, attempts=counter.sent)
+        except HypatosError as exc:
+            exc.attempts = counter.sent  # type: ignore[attr-defined]
+            raise
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _send_authorized(
+        self, connection: Connection, request: ApiRequest, counter: _Counter
+    ) -> ApiResponse:
+        token = await self._tokens.get(connection)
+        response = await self._send_once(connection, request, token, counter)
+        if classify_status(response.status).action is Action.REFRESH_TOKEN_THEN_RETRY:
+            log.info("access_token_refused_renewing", connection=connection.name)
+            self._tokens.invalidate(connection, token)
+            token = await self._tokens.get(connection)
+            response = await self._send_once(connection, request, token, counter)
+        return response
+
+    async def _send_once(
+        self, connection: Connection, request: ApiRequest, token: AccessToken, counter: _Counter
+    ) -> ApiResponse:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **request.headers}
+        headers["Authorization"] = f"Bearer {token.value}"
+        if request.content_type:
+            headers["Content-Type"] = request.content_type
+        counter.sent += 1
+        started = time.perf_counter()
+        try:
+            response = await self._transport.send(
+                request.method,
+                connection.endpoint_url + request.path,
+                headers=headers,
+                params=request.query,
+                data=request.body,
+            )
+        except (TransientError, PermanentError) as exc:
+            log.debug("hypatos_call_error", method=request.method, path=request.path, error_code=exc.code)
+            raise
+        log.debug(
+            "hypatos_call",
+            method=request.method,
+            path=request.path,
+            http_status=response.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            ratelimit_remaining=response.headers.get("x-ratelimit-remaining"),
+        )
+        return response
+
+    @staticmethod
+    def _raise_for_status(response: ApiResponse) -> None:
+        resolution: Resolution = classify_status(response.status)
+        if resolution.action is Action.SUCCESS:
+            return
+        detail = _describe(response)
+        message = f"{resolution.message} (HTTP {response.status}{': ' + detail if detail else ''})"
+        common = {"code": resolution.code, "http_status": response.status, "data": response.decoded()}
+        if resolution.retryable:
+            raise TransientError(
+                message, retry_after_s=retry_after_s(response.status, response.headers), **common
+            )
+        raise PermanentError(message, **common)

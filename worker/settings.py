@@ -1,0 +1,48 @@
+"""Worker settings, read once from ``HYPATOS_*`` environment variables.
+
+Every setting is documented in the README ("Settings"); units are in the names (``_s``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker import constants
+
+
+class WorkerSettings(BaseSettings):
+    """Process-wide settings; connections have their own file (see `worker.connections`)."""
+
+    model_config = SettingsConfigDict(env_prefix="HYPATOS_", extra="ignore")
+
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    connections_file: Path | None = None
+    allow_custom_endpoints: bool = False
+
+    request_queue: str = constants.REQUEST_QUEUE
+    result_queue: str = constants.RESULT_QUEUE
+    dead_letter_queue: str = constants.DEAD_LETTER_QUEUE
+    task_queue: str = constants.TASK_QUEUE
+    queue_type: Literal["quorum", "classic"] = "quorum"
+    delivery_limit: int = Field(default=5, ge=1)
+
+    concurrency: int = Field(default=32, ge=1, le=1000)
+    bridge_prefetch: int = Field(default=100, ge=1)
+
+    http_timeout_s: float = Field(default=60.0, gt=0)
+    http_connect_timeout_s: float = Field(default=10.0, gt=0)
+    http_max_connections: int = Field(default=100, ge=1)
+    call_attempts: int = Field(default=4, ge=1)
+    call_budget_s: float = Field(default=30.0, gt=0)
+    token_attempts: int = Field(default=5, ge=1)
+    token_budget_s: float = Field(default=30.0, gt=0)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=10.0, gt=0)
+    token_renew_margin_s: float = Field(default=300.0, ge=0)
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"

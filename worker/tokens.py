@@ -1,0 +1,204 @@
+"""Access tokens: fetched with the client-credentials grant, cached per connection, renewed early.
+
+One `TokenProvider` lives in each worker process and serves every task of that process:
+
+- a token is reused until `renew_margin` before it expires, so calls never carry a token about to die;
+- one renewal per connection at a time (an `asyncio.Lock` with a re-check after acquiring it): other
+  callers wait for it, or keep using the current token while it is still valid;
+- transient token-endpoint failures (429, 5xx, network, timeouts) are retried per `worker.retry`;
+- refused credentials (400/401) are not retried, and the refusal is remembered for a cool-down, so a
+  wrong secret costs one token request per cool-down instead of one per message.  The cache is keyed
+  by the credentials themselves, so a corrected secret is tried at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from worker import constants
+from worker.classify import TOKEN_STATUS, Action, classify_status, retry_after_s
+from worker.connections import Connection
+from worker.errors import CredentialsRefused, PermanentError, TransientError
+from worker.logging import secrets
+from worker.retry import RetryPolicy, Sleep, build_retrying
+from worker.transport import ApiResponse, Transport
+
+log = structlog.get_logger(__name__)
+
+#: Default lifetime assumed when the token endpoint does not say (the spec's smaller example).
+DEFAULT_LIFETIME_S = 3600.0
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A bearer token and when it stops being usable (monotonic clock)."""
+
+    value: str = field(repr=False)
+    expires_at: float
+    lifetime_s: float
+    granted_scopes: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        return f"<AccessToken expires_at={self.expires_at:.0f} scopes={sorted(self.granted_scopes)}>"
+
+
+def renew_margin_s(lifetime_s: float, max_margin_s: float) -> float:
+    """How long before expiry to renew: a fifth of the lifetime, at most `max_margin_s`.
+
+    A 24 h token is renewed 5 minutes early, a 60 s token 12 s early: short lifetimes are not
+    renewed constantly, long ones are never used in their last minutes.
+    """
+    return min(max_margin_s, lifetime_s / 5)
+
+
+@dataclass
+class _Refusal:
+    until: float
+    error: CredentialsRefused
+
+
+class TokenProvider:
+    """The process's token cache; see the module docstring for the policy."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        policy: RetryPolicy,
+        max_margin_s: float = 300.0,
+        refusal_cooldown_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._transport = transport
+        self._policy = policy
+        self._max_margin_s = max_margin_s
+        self._refusal_cooldown_s = refusal_cooldown_s
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens: dict[str, AccessToken] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._refusals: dict[str, _Refusal] = {}
+        #: Token requests sent by this process (each HTTP attempt counts).
+        self.requests_sent = 0
+
+    def _is_fresh(self, token: AccessToken | None) -> bool:
+        if token is None:
+            return False
+        return self._clock() < token.expires_at - renew_margin_s(token.lifetime_s, self._max_margin_s)
+
+    def _is_valid(self, token: AccessToken | None) -> bool:
+        return token is not None and self._clock() < token.expires_at
+
+    async def get(self, connection: Connection) -> AccessToken:
+        """A usable token for `connection`, fetching one only when needed."""
+        key = connection.token_key
+        token = self._tokens.get(key)
+        if self._is_fresh(token):
+            return token  # type: ignore[return-value]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        if lock.locked() and self._is_valid(token):
+            return token  # type: ignore[return-value]  # renewal under way; the current one still works
+        async with lock:
+            token = self._tokens.get(key)
+            if self._is_fresh(token):
+                return token  # type: ignore[return-value]
+            self._raise_if_refused(key)
+            token = await self._fetch(connection)
+            self._tokens[key] = token
+            return token
+
+    def invalidate(self, connection: Connection, token: AccessToken) -> None:
+        """Forget `token` after the API refused it, unless a newer one has replaced it already."""
+        key = connection.token_key
+        if self._tokens.get(key) is token:
+            del self._tokens[key]
+
+    def _raise_if_refused(self, key: str) -> None:
+        refusal = self._refusals.get(key)
+        if refusal is None:
+            return
+        if self._clock() < refusal.until:
+            raise refusal.error
+        del self._refusals[key]
+
+    async def _fetch(self, connection: Connection) -> AccessToken:
+        retrying = build_retrying(self._policy, event="token_request_retrying", sleep=self._sleep)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._request_token(connection)
+        except CredentialsRefused as exc:
+            self._refusals[connection.token_key] = _Refusal(self._clock() + self._refusal_cooldown_s, exc)
+            raise
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _request_token(self, connection: Connection) -> AccessToken:
+        form = {"grant_type": constants.GRANT_TYPE}
+        if connection.scope:
+            form["scope"] = connection.scope
+        self.requests_sent += 1
+        started = self._clock()
+        try:
+            response = await self._transport.send(
+                "POST",
+                connection.access_token_url,
+                headers={"Accept": "application/json"},
+                data=form,
+                auth=aiohttp.BasicAuth(connection.client_id, connection.client_secret.get_secret_value()),
+            )
+        except (TransientError, PermanentError) as exc:
+            exc.message = f"connection {connection.name!r}: token request failed: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+        self._raise_for_status(connection, response)
+        token = self._parse(connection, response, started)
+        log.info(
+            "token_fetched",
+            connection=connection.name,
+            expires_in_s=round(token.lifetime_s),
+            granted_scopes=sorted(token.granted_scopes),
+        )
+        return token
+
+    def _raise_for_status(self, connection: Connection, response: ApiResponse) -> None:
+        resolution = classify_status(response.status, table=TOKEN_STATUS)
+        if resolution.action is Action.SUCCESS:
+            return
+        message = f"connection {connection.name!r}: {resolution.message} (HTTP {response.status})"
+        if resolution.retryable:
+            raise TransientError(
+                message,
+                code=resolution.code,
+                http_status=response.status,
+                retry_after_s=retry_after_s(response.status, response.headers),
+            )
+        if resolution.code == "auth_failed":
+            raise CredentialsRefused(message, http_status=response.status)
+        raise PermanentError(message, code=resolution.code, http_status=response.status)
+
+    def _parse(self, connection: Connection, response: ApiResponse, started: float) -> AccessToken:
+        body = response.decoded()
+        value = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(value, str) or not value:
+            raise PermanentError(
+                f"connection {connection.name!r}: the token endpoint answered without an access_token",
+                code="token_endpoint_error",
+                http_status=response.status,
+            )
+        secrets.add(value)
+        try:
+            lifetime = float(body.get("expires_in") or DEFAULT_LIFETIME_S)
+        except (TypeError, ValueError):
+            lifetime = DEFAULT_LIFETIME_S
+        scope = body.get("scope")
+        granted = frozenset(scope.split()) if isinstance(scope, str) else connection.scopes
+        return AccessToken(
+            value=value, expires_at=started + lifetime, lifetime_s=lifetime, granted_scopes=granted
+        )
