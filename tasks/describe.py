@@ -65,3 +65,16 @@ def format_catalog() -> str:
     return "\n".join(
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows
     )
+
+
+def markdown_catalog() -> str:
+    """The catalog as the Markdown table in the README (a test keeps the README in step)."""
+    lines = [
+        "| operation | method and path | scope | body | parameters (`*` required, `[]` repeatable) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in sorted(CATALOG):
+        op = CATALOG[name]
+        params = ", ".join(f"`{_param_label(p)}` ({p.location})" for p in op.params) or "-"
+        lines.append(f"| `{op.name}` | `{op.method} {op.path}` | `{op.scope}` | {op.body} | {params} |")
+    return "\n".join(lines)

@@ -74,12 +74,21 @@ def schemas(out: Path) -> None:
         click.echo(str(path))
 
 
+@main.command("broker-definitions")
+def broker_definitions() -> None:
+    """Print the queues and bindings as a RabbitMQ definitions file (for the current settings)."""
+    from worker.queues import broker_definitions as definitions
+
+    click.echo(json.dumps(definitions(WorkerSettings()), indent=2))
+
+
 @main.command()
 @click.option("--requests", "count", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="How many sample requests to send.")  # fmt: skip
 @click.option("--broker-url", help="Broker to use (default: HYPATOS_BROKER_URL, else an embedded one).")
-def demo(count: int, broker_url: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print each result as its full JSON message.")
+def demo(count: int, broker_url: str | None, as_json: bool) -> None:
     """Start the emulator and a worker, send sample requests and print their results."""
     from worker.demo import run_demo
 
-    sys.exit(run_demo(count=count, broker_url=broker_url))
+    sys.exit(run_demo(count=count, broker_url=broker_url, as_json=as_json))

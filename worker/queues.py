@@ -61,3 +61,42 @@ def task_queue(settings: WorkerSettings) -> Queue:
 def public_queues(settings: WorkerSettings) -> list[Queue]:
     """The queues callers see, declared by every worker at start."""
     return [request_queue(settings), result_queue(settings), dead_letter_queue(settings)]
+
+
+def broker_definitions(settings: WorkerSettings, vhost: str = "/") -> dict[str, Any]:
+    """The topology as a RabbitMQ definitions document (``rabbitmqctl import_definitions``)."""
+    queues = [*public_queues(settings), task_queue(settings)]
+    tasks = task_queue(settings)
+    return {
+        "queues": [
+            {
+                "name": q.name,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": q.queue_arguments,
+            }
+            for q in queues
+        ],
+        "exchanges": [
+            {
+                "name": tasks.exchange.name,
+                "vhost": vhost,
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            },
+        ],
+        "bindings": [
+            {
+                "source": tasks.exchange.name,
+                "vhost": vhost,
+                "destination": tasks.name,
+                "destination_type": "queue",
+                "routing_key": tasks.routing_key,
+                "arguments": {},
+            },
+        ],
+    }

@@ -149,9 +149,13 @@ class TokenProvider:
             response = await self._transport.send(
                 "POST",
                 connection.access_token_url,
-                headers={"Accept": "application/json"},
+                headers={
+                    "Accept": "application/json",
+                    "Authorization": aiohttp.encode_basic_auth(
+                        connection.client_id, connection.client_secret.get_secret_value()
+                    ),
+                },
                 data=form,
-                auth=aiohttp.BasicAuth(connection.client_id, connection.client_secret.get_secret_value()),
             )
         except (TransientError, PermanentError) as exc:
             exc.message = f"connection {connection.name!r}: token request failed: {exc.message}"

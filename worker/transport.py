@@ -84,7 +84,6 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         params: tuple[tuple[str, str], ...] = (),
         data: Any = None,
-        auth: aiohttp.BasicAuth | None = None,
     ) -> ApiResponse:
         """One exchange; redirects are not followed, so credentials never travel to another host."""
         with map_aiohttp_errors():
@@ -94,7 +93,6 @@ class Transport:
                 headers=headers,
                 params=params or None,
                 data=data,
-                auth=auth,
                 allow_redirects=False,
             ) as response:
                 body = await response.read()
