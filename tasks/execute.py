@@ -1,7 +1,8 @@
-"""Runs one request from message to `Result`: parse, look up, validate, call Hypatos, decode.
+"""Runs one request from message to `Result`: replay, parse, look up, validate, call, store.
 
-Each step raises a `HypatosWorkerError` with a stable code when it cannot go on; `execute` turns the
-outcome, success or failure, into exactly one `Result`.  Nothing here touches the broker.
+Each step raises a `HypatosWorkerError` with a stable code when it cannot go on; `process` turns the
+outcome into exactly one `Result`, or raises `Deferral` when a transient failure should be retried
+later from the broker.  Nothing here touches the broker.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import pydantic
 import structlog
 
 from tasks.catalog import CATALOG, BodyKind, Operation, ResponseKind
+from tasks.creation import create_once
+from tasks.outcomes import Answer, Deferral, Delivery, Processed
 from tasks.requests import build_request
+from tasks.service_operations import SERVICE_OPERATIONS
 from tasks.validation import validate
 from worker.connections import Connection
-from worker.errors import HypatosError, HypatosWorkerError, RequestError
+from worker.errors import HypatosError, HypatosWorkerError, RequestError, TransientError
 from worker.messages import ErrorDetail, Request, Result, ResultError
+from worker.retry import broker_delay_s
 from worker.runtime import Services
-from worker.transport import ApiResponse
 
 log = structlog.get_logger(__name__)
 
@@ -48,8 +52,9 @@ def find_operation(name: str) -> Operation:
             code="unknown_operation",
         )
     if operation.body is BodyKind.BINARY or operation.response is ResponseKind.BINARY:
-        raise RequestError(f"{name} moves file content, which this version does not support yet",
-                           code="not_supported")  # fmt: skip
+        raise RequestError(
+            f"{name} moves file content, which this version does not support yet", code="not_supported"
+        )
     return operation
 
 
@@ -64,69 +69,101 @@ def find_connection(services: Services, name: str) -> Connection:
     return connection
 
 
-def decode_data(operation: Operation, response: ApiResponse) -> Any:
-    """The result's ``data`` for a successful response."""
-    if operation.response is ResponseKind.EMPTY:
-        return response.decoded()  # normally None; kept if Hypatos ever says something
-    return response.decoded()
-
-
 class _Outcome:
-    """Mutable bits gathered while running, turned into the `Result` at the end."""
+    """What is known about the request so far, turned into the `Result` at the end."""
 
-    def __init__(self, message: dict[str, Any]) -> None:
+    def __init__(self, message: dict[str, Any], delivery: Delivery) -> None:
         self.started = time.perf_counter()
+        self.delivery = delivery
         self.id = str(message.get("id"))
         self.connection = message.get("connection") if isinstance(message.get("connection"), str) else None
         self.operation = message.get("operation") if isinstance(message.get("operation"), str) else None
 
-    def result(self, **fields: Any) -> Result:
+    def result(self, *, attempts: int, **fields: Any) -> Result:
         duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
         return Result(
             id=self.id,
             connection=self.connection,
             operation=self.operation,
+            attempts=self.delivery.attempts_before + attempts,
             duration_ms=duration_ms,
             **fields,
         )
 
+    def failure(self, error: HypatosWorkerError) -> Result:
+        details = getattr(error, "details", None)
+        return self.result(
+            status="failed",
+            http_status=getattr(error, "http_status", None),
+            data=getattr(error, "data", None),
+            error=ResultError(
+                code=error.code,
+                message=error.message,
+                retryable=error.retryable,
+                details=[ErrorDetail(**d) for d in details] if details else None,
+            ),
+            attempts=getattr(error, "attempts", 0),
+        )
 
-def failure(outcome: _Outcome, error: HypatosWorkerError) -> Result:
-    """A failed result for `error`."""
-    details = getattr(error, "details", None)
-    return outcome.result(
-        status="failed",
-        http_status=getattr(error, "http_status", None),
-        data=getattr(error, "data", None),
-        error=ResultError(
-            code=error.code,
-            message=error.message,
-            retryable=error.retryable,
-            details=[ErrorDetail(**d) for d in details] if details else None,
-        ),
-        attempts=getattr(error, "attempts", 0),
-    )
+    def success(self, answer: Answer) -> Result:
+        return self.result(
+            status="succeeded", http_status=answer.http_status, data=answer.data, error=None,
+            attempts=answer.attempts,
+        )  # fmt: skip
 
 
-async def execute(message: dict[str, Any], services: Services) -> Result:
-    """Run the request in `message` and describe how it went."""
-    outcome = _Outcome(message)
+async def call_operation(services: Services, request: Request) -> Answer:
+    """Validate `request` and make its API call (at most once per id for creating operations)."""
+    service_operation = SERVICE_OPERATIONS.get(request.operation)
+    if service_operation is not None:
+        connection = find_connection(services, request.connection)
+        return await service_operation(services, connection, request.params)
+    operation = find_operation(request.operation)
+    connection = find_connection(services, request.connection)
+    params = validate(operation, request.params, request.body)
+    api_request = build_request(operation, params, request.body)
+    if operation.creates:
+        response = await create_once(services, request.id, operation, connection, api_request, request.body)
+    else:
+        response = await services.client.call(connection, api_request)
+    return Answer.from_response(response)
+
+
+def defer_or_fail(services: Services, outcome: _Outcome, error: TransientError) -> Result:
+    """Raise `Deferral` while the request's retry budget lasts; then a failed, retryable result."""
+    settings = services.settings
+    attempts = outcome.delivery.attempts_before + getattr(error, "attempts", 0)
+    elapsed_s = time.time() - outcome.delivery.first_received_at
+    delay_s = broker_delay_s(error, outcome.delivery.deferrals, services.policy, settings.retry_max_delay_s)
+    if attempts < settings.retry_max_attempts and elapsed_s + delay_s < settings.retry_max_elapsed_s:
+        raise Deferral(delay_s, attempts, error.code)
+    error.message = f"retry budget spent ({attempts} attempts over {elapsed_s:.0f} s): {error.message}"
+    return outcome.failure(error)
+
+
+def should_store(result: Result) -> bool:
+    """Store results of requests that reached Hypatos, unless the failure invites a resubmission."""
+    if result.operation in SERVICE_OPERATIONS:
+        return False  # diagnostics always run afresh
+    return result.attempts > 0 and not (result.error is not None and result.error.retryable)
+
+
+async def process(message: dict[str, Any], services: Services, delivery: Delivery) -> Processed:
+    """Run the request in `message` once per id; see the module docstring."""
+    outcome = _Outcome(message, delivery)
     try:
         request = parse_request(message)
-        operation = find_operation(request.operation)
-        connection = find_connection(services, request.connection)
-        params = validate(operation, request.params, request.body)
-        response = await services.client.call(connection, build_request(operation, params, request.body))
+        stored = await services.results.get(request.id)
+        if stored is not None:
+            log.info("request_replayed", status=stored.status)
+            return Processed(stored, replayed=True)
+        result = outcome.success(await call_operation(services, request))
+    except TransientError as error:
+        result = defer_or_fail(services, outcome, error)
     except HypatosWorkerError as error:
-        if isinstance(error, HypatosError):
-            log.warning("request_failed", error_code=error.code, http_status=error.http_status)
-        else:
-            log.info("request_refused", error_code=error.code)
-        return failure(outcome, error)
-    return outcome.result(
-        status="succeeded",
-        http_status=response.status,
-        data=decode_data(operation, response),
-        error=None,
-        attempts=response.attempts,
-    )
+        level = log.warning if isinstance(error, HypatosError) else log.info
+        level("request_failed", error_code=error.code, http_status=getattr(error, "http_status", None))
+        result = outcome.failure(error)
+    if should_store(result):
+        await services.results.put(result)
+    return Processed(result)

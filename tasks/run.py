@@ -1,19 +1,22 @@
 """The one Celery task: run a request on this process's runtime and publish its result.
 
-The message is acknowledged after this function returns (``acks_late``), that is, after the result
-has been confirmed by the broker.  If publishing fails, the task raises and the request is returned to
-the queue to be tried again.
+The task message is acknowledged after this function returns (``acks_late``): after the result has
+been stored and confirmed by the broker, or after the retry message has been confirmed.  If
+publishing fails, the task message goes back to the queue and the request is tried again.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import structlog
 from celery import Task
 from celery.exceptions import Reject
 
-from tasks.execute import execute
+from tasks.execute import process
+from tasks.outcomes import Deferral, Delivery
 from worker import constants
 from worker.app import app
 from worker.results import publish_result
@@ -21,21 +24,39 @@ from worker.results import publish_result
 log = structlog.get_logger(__name__)
 
 
-@app.task(name=constants.RUN_TASK_NAME, bind=True)
+@app.task(name=constants.RUN_TASK_NAME, bind=True, max_retries=None)
 def run(
-    self: Task, request: dict[str, Any], reply_to: str | None = None, correlation_id: str | None = None
+    self: Task,
+    request: dict[str, Any],
+    reply_to: str | None = None,
+    correlation_id: str | None = None,
+    first_received_at: float | None = None,
+    attempts_before: int = 0,
+    deferrals: int = 0,
 ) -> None:
     """Execute `request` and publish the result to `reply_to` or the result queue."""
     structlog.contextvars.bind_contextvars(
         request_id=request.get("id"), connection=request.get("connection"), operation=request.get("operation")
     )
+    delivery = Delivery(first_received_at or time.time(), attempts_before, deferrals)
     try:
         runtime = self.app.runtime
-        result = runtime.run(execute(request, runtime.services))
+        try:
+            processed = runtime.run(process(request, runtime.services, delivery))
+        except Deferral as deferral:
+            log.info("request_deferred", delay_s=round(deferral.delay_s, 1), attempts=deferral.attempts,
+                     error_code=deferral.code)  # fmt: skip
+            raise self.retry(
+                kwargs={"request": request, "reply_to": reply_to, "correlation_id": correlation_id,
+                        "first_received_at": delivery.first_received_at, "attempts_before": deferral.attempts,
+                        "deferrals": deferrals + 1},
+                countdown=math.ceil(deferral.delay_s),
+            ) from None  # fmt: skip
+        result = processed.result
         try:
             publish_result(
                 self.app, result, result_queue=runtime.settings.result_queue,
-                reply_to=reply_to, correlation_id=correlation_id,
+                reply_to=reply_to, correlation_id=correlation_id, replayed=processed.replayed,
             )  # fmt: skip
         except Exception as exc:
             log.exception("result_publish_failed")
@@ -43,7 +64,7 @@ def run(
         log.info(
             "request_done", status=result.status, http_status=result.http_status,
             error_code=result.error.code if result.error else None,
-            attempts=result.attempts, duration_ms=result.duration_ms,
+            attempts=result.attempts, duration_ms=result.duration_ms, replayed=processed.replayed,
         )  # fmt: skip
     finally:
         structlog.contextvars.clear_contextvars()

@@ -16,6 +16,7 @@ which answers with a failed result.  If handing on fails, the message is returne
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import structlog
@@ -87,6 +88,7 @@ class RequestBridge(bootsteps.ConsumerStep):
                 "request": request,
                 "reply_to": properties.get("reply_to") or None,
                 "correlation_id": properties.get("correlation_id"),
+                "first_received_at": time.time(),
             },
             queue=self.settings.task_queue,
             routing_key=self.settings.task_queue,

@@ -101,20 +101,26 @@ def classify_status(status: int, *, table: Mapping[int, Resolution] = API_STATUS
 EXCEPTIONS: tuple[tuple[type[BaseException], Resolution], ...] = (
     (
         aiohttp.ClientSSLError,
-        Resolution(
-            Action.FAIL, "tls_error", "the TLS handshake with Hypatos failed: check the URL and CA store"
-        ),
+        Resolution(Action.FAIL, "tls_error", "TLS handshake with Hypatos failed: check the URL and CA store"),
     ),
-    (asyncio.TimeoutError, Resolution(Action.RETRY, "timeout", "Hypatos did not answer in time")),
+    (
+        aiohttp.ConnectionTimeoutError,
+        Resolution(Action.RETRY, "network_error", "could not connect to Hypatos in time: check the network"),
+    ),
     (
         aiohttp.ClientConnectorError,
         Resolution(Action.RETRY, "network_error", "could not connect to Hypatos: check the URL and network"),
     ),
+    (asyncio.TimeoutError, Resolution(Action.RETRY, "timeout", "Hypatos did not answer in time")),
     (
         aiohttp.ClientError,
-        Resolution(Action.RETRY, "network_error", "the connection to Hypatos failed mid-request"),
+        Resolution(Action.RETRY, "connection_lost", "the connection to Hypatos was lost mid-request"),
     ),
 )
+
+#: Error codes after which the request may have been processed although no answer arrived.  A call
+#: that creates something is not repeated blindly after these (see `tasks.creation`).
+MAY_HAVE_BEEN_PROCESSED = frozenset({"timeout", "connection_lost"})
 
 
 def classify_exception(error: BaseException) -> Resolution:

@@ -51,6 +51,22 @@ def run(concurrency: int | None, loglevel: str | None) -> None:
     )
 
 
+@main.command("test-connection")
+@click.argument("names", nargs=-1)
+@click.option("--all", "test_all", is_flag=True, help="Test every configured connection.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def test_connection(names: tuple[str, ...], test_all: bool, as_json: bool) -> None:
+    """Check connections step by step; exit code 0 only when every one tested is usable."""
+    from worker.diagnose_cli import run_test_connections
+
+    settings = WorkerSettings()
+    configure_logging("WARNING", settings.log_format)
+    try:
+        sys.exit(run_test_connections(settings, names, test_all=test_all, as_json=as_json))
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from None
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def operations(as_json: bool) -> None:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from worker.classify import Action, Resolution, classify_status, retry_after_s
+from worker.classify import MAY_HAVE_BEEN_PROCESSED, Action, Resolution, classify_status, retry_after_s
 from worker.connections import Connection
 from worker.errors import HypatosError, PermanentError, TransientError
-from worker.retry import RetryPolicy, Sleep, build_retrying
+from worker.retry import RetryPolicy, Sleep, build_retrying, is_transient
 from worker.tokens import AccessToken, TokenProvider
 from worker.transport import ApiRequest, ApiResponse, Transport
 
@@ -45,6 +45,10 @@ def _describe(response: ApiResponse) -> str:
     return body[:200] if isinstance(body, str) else ""
 
 
+def _is_transient_and_unprocessed(error: BaseException) -> bool:
+    return is_transient(error) and getattr(error, "code", "") not in MAY_HAVE_BEEN_PROCESSED
+
+
 class HypatosClient:
     """The process's client for every connection; holds no per-request state."""
 
@@ -61,10 +65,21 @@ class HypatosClient:
         self._policy = policy
         self._sleep = sleep
 
-    async def call(self, connection: Connection, request: ApiRequest) -> ApiResponse:
-        """Send `request` on `connection`; return the successful response or raise a `HypatosError`."""
+    async def call(
+        self, connection: Connection, request: ApiRequest, *, replay_safe: bool = True
+    ) -> ApiResponse:
+        """Send `request` on `connection`; return the successful response or raise a `HypatosError`.
+
+        With `replay_safe` false (calls that create something), a timeout or a connection lost after
+        sending is not retried: the call may have been processed, and the caller must find out first.
+        """
         counter = _Counter()
-        retrying = build_retrying(self._policy, event="hypatos_call_retrying", sleep=self._sleep)
+        retrying = build_retrying(
+            self._policy,
+            event="hypatos_call_retrying",
+            sleep=self._sleep,
+            retry_on=is_transient if replay_safe else _is_transient_and_unprocessed,
+        )
         try:
             async for attempt in retrying:
                 with attempt:

@@ -47,13 +47,22 @@ def publish_confirmed(
 
 
 def publish_result(
-    app: Celery, result: Result, *, result_queue: str, reply_to: str | None, correlation_id: str | None
+    app: Celery,
+    result: Result,
+    *,
+    result_queue: str,
+    reply_to: str | None,
+    correlation_id: str | None,
+    replayed: bool = False,
 ) -> None:
     """Send `result` to the caller's ``reply_to`` queue, or to the result queue."""
+    headers: dict[str, Any] = {"x-hypatos-request-id": result.id, "x-hypatos-status": result.status}
+    if replayed:
+        headers["x-hypatos-replayed"] = True
     publish_confirmed(
         app,
         reply_to or result_queue,
         result.model_dump_json().encode(),
-        headers={"x-hypatos-request-id": result.id, "x-hypatos-status": result.status},
+        headers=headers,
         correlation_id=correlation_id,
     )

@@ -17,11 +17,12 @@ import structlog
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from worker.errors import TransientError
@@ -33,12 +34,17 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try: attempt count, overall time budget, backoff bounds."""
+    """How hard to try in one call: attempt count, time budget, backoff bounds, longest wait in place.
+
+    A wait longer than `inline_wait_max_s` ends the call instead: the caller hands such waits to the
+    broker, so no worker capacity is held while waiting (see `tasks.execute`).
+    """
 
     attempts: int = 4
     budget_s: float = 30.0
     initial_s: float = 0.5
     max_s: float = 10.0
+    inline_wait_max_s: float = 5.0
 
 
 class ServerHintWait(wait_base):
@@ -57,6 +63,20 @@ class ServerHintWait(wait_base):
         return min(max(float(hint), 0.0) + random.uniform(0, 0.25), self.max_s)
 
 
+def broker_delay_s(error: BaseException, deferrals: int, policy: RetryPolicy, max_delay_s: float) -> float:
+    """How long a request waits on the broker before its next delivery.
+
+    The server's hint when it gave one, else exponential backoff with full jitter on the number of
+    earlier deferrals, capped at `max_delay_s`; never under one second (the broker's resolution).
+    """
+    hint = getattr(error, "retry_after_s", None)
+    if hint is not None:
+        delay = float(hint) + random.uniform(0, 1)
+    else:
+        delay = random.uniform(0, policy.initial_s * 2 ** (deferrals + 3))
+    return max(1.0, min(delay, max_delay_s))
+
+
 def _log_before_sleep(event: str) -> Callable[[RetryCallState], None]:
     def log_it(retry_state: RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -71,15 +91,38 @@ def _log_before_sleep(event: str) -> Callable[[RetryCallState], None]:
     return log_it
 
 
-def build_retrying(policy: RetryPolicy, *, event: str, sleep: Sleep = asyncio.sleep) -> AsyncRetrying:
+class StopWhenWaitExceeds(stop_base):
+    """Stop rather than start a wait longer than `max_s`."""
+
+    def __init__(self, max_s: float) -> None:
+        self.max_s = max_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return retry_state.upcoming_sleep > self.max_s
+
+
+def is_transient(error: BaseException) -> bool:
+    """The default retry predicate: any `TransientError`."""
+    return isinstance(error, TransientError)
+
+
+def build_retrying(
+    policy: RetryPolicy,
+    *,
+    event: str,
+    sleep: Sleep = asyncio.sleep,
+    retry_on: Callable[[BaseException], bool] = is_transient,
+) -> AsyncRetrying:
     """The retry loop for one call; `event` names the log line written before each wait."""
     return AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.budget_s),
+        stop=stop_after_attempt(policy.attempts)
+        | stop_before_delay(policy.budget_s)
+        | StopWhenWaitExceeds(policy.inline_wait_max_s),
         wait=ServerHintWait(
             wait_random_exponential(multiplier=policy.initial_s, max=policy.max_s),
             max_s=max(policy.max_s, policy.budget_s),
         ),
-        retry=retry_if_exception_type(TransientError),
+        retry=retry_if_exception(retry_on),
         before_sleep=_log_before_sleep(event),
         sleep=sleep,
         reraise=True,

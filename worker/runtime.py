@@ -21,6 +21,7 @@ import structlog
 from worker.client import HypatosClient
 from worker.connections import ConnectionRegistry
 from worker.errors import ConfigError
+from worker.result_store import FallibleStoreGuard, MemoryResultStore, RedisResultStore, ResultStore
 from worker.retry import RetryPolicy
 from worker.settings import WorkerSettings
 from worker.tokens import TokenProvider
@@ -39,6 +40,26 @@ class Services:
     tokens: TokenProvider
     client: HypatosClient
     session: aiohttp.ClientSession
+    transport: Transport
+    results: ResultStore
+    #: The in-call retry policy (also the base of broker-side backoff).
+    policy: RetryPolicy
+
+    async def close(self) -> None:
+        """Close what holds connections."""
+        await self.session.close()
+        await self.results.close()
+
+
+def open_result_store(settings: WorkerSettings) -> ResultStore:
+    """Redis when configured (a fleet shares it), else the per-process fallback."""
+    if settings.redis_url:
+        return FallibleStoreGuard(RedisResultStore.from_url(settings.redis_url, settings.result_ttl_s))
+    log.warning(
+        "result_store_in_memory",
+        detail="idempotency holds per worker process only; set HYPATOS_REDIS_URL for a fleet",
+    )
+    return MemoryResultStore(settings.result_ttl_s)
 
 
 def load_registry(settings: WorkerSettings) -> ConnectionRegistry:
@@ -58,18 +79,20 @@ async def open_services(settings: WorkerSettings, connections: ConnectionRegistr
         raise_for_status=False,
     )
     transport = Transport(session)
-    backoff = {"initial_s": settings.backoff_initial_s, "max_s": settings.backoff_max_s}
+    backoff = {
+        "initial_s": settings.backoff_initial_s,
+        "max_s": settings.backoff_max_s,
+        "inline_wait_max_s": settings.inline_wait_max_s,
+    }
     tokens = TokenProvider(
         transport,
         policy=RetryPolicy(attempts=settings.token_attempts, budget_s=settings.token_budget_s, **backoff),
         max_margin_s=settings.token_renew_margin_s,
     )
-    client = HypatosClient(
-        transport,
-        tokens,
-        policy=RetryPolicy(attempts=settings.call_attempts, budget_s=settings.call_budget_s, **backoff),
-    )
-    return Services(settings, connections, tokens, client, session)
+    policy = RetryPolicy(attempts=settings.call_attempts, budget_s=settings.call_budget_s, **backoff)
+    client = HypatosClient(transport, tokens, policy=policy)
+    results = open_result_store(settings)
+    return Services(settings, connections, tokens, client, session, transport, results, policy)
 
 
 class Runtime:
@@ -93,7 +116,7 @@ class Runtime:
         if not self._loop.is_running():
             return
         try:
-            self.run(self.services.session.close(), timeout_s=5)
+            self.run(self.services.close(), timeout_s=5)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)

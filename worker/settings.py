@@ -44,5 +44,13 @@ class WorkerSettings(BaseSettings):
     backoff_max_s: float = Field(default=10.0, gt=0)
     token_renew_margin_s: float = Field(default=300.0, ge=0)
 
+    redis_url: str | None = None
+    result_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
+    retry_max_attempts: int = Field(default=12, ge=1)
+    retry_max_elapsed_s: float = Field(default=1800.0, gt=0)
+    retry_max_delay_s: float = Field(default=300.0, gt=0)
+    inline_wait_max_s: float = Field(default=5.0, ge=0)
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

@@ -54,8 +54,11 @@ def test_given_a_token_endpoint_status_then_refused_credentials_are_final(
     ("error", "retryable", "code"),
     [
         (TimeoutError(), True, "timeout"),
-        (aiohttp.ServerDisconnectedError(), True, "network_error"),
-        (aiohttp.ClientPayloadError("cut"), True, "network_error"),
+        (aiohttp.ServerDisconnectedError(), True, "connection_lost"),
+        (aiohttp.ClientConnectorError(None, OSError(111, "refused")), True, "network_error"),  # type: ignore[arg-type]
+        (aiohttp.ConnectionTimeoutError(), True, "network_error"),
+        (aiohttp.SocketTimeoutError(), True, "timeout"),
+        (aiohttp.ClientPayloadError("cut"), True, "connection_lost"),
     ],
 )
 def test_given_a_transport_exception_then_it_is_classified(

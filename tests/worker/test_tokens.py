@@ -25,9 +25,11 @@ def _connection(emulator: Any, secret: str = "test-secret", **fields: Any) -> Co
 
 
 def _with_provider(test: Callable[[TokenProvider], Awaitable[Any]], **options: Any) -> Any:
+    options.setdefault("policy", FAST)
+
     async def run() -> Any:
         async with aiohttp.ClientSession() as session:
-            return await test(TokenProvider(Transport(session), policy=FAST, **options))
+            return await test(TokenProvider(Transport(session), **options))
 
     return asyncio.run(run())
 
@@ -87,7 +89,8 @@ def test_given_a_wrong_secret_then_credentials_are_refused_once_per_cooldown(emu
 
 
 def test_given_a_flaky_token_endpoint_then_the_token_request_is_retried(emulator: Any) -> None:
-    emulator.set_faults(token_error_rate=0.5)
+    # Each fetch fails with a chance of 0.3 per attempt; ten attempts make a lost fetch (0.3^10) negligible.
+    emulator.set_faults(token_error_rate=0.3)
     connection = _connection(emulator)
 
     async def test(tokens: TokenProvider) -> int:
@@ -96,7 +99,7 @@ def test_given_a_flaky_token_endpoint_then_the_token_request_is_retried(emulator
             tokens.invalidate(connection, await tokens.get(connection))
         return tokens.requests_sent
 
-    sent = _with_provider(test)
+    sent = _with_provider(test, policy=RetryPolicy(attempts=10, budget_s=10, initial_s=0.01, max_s=0.05))
     assert sent >= 5  # some answered 5xx and were retried; all five rounds got a token
 
 
