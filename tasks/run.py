@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from celery import Task
-from celery.exceptions import Reject
+from celery.exceptions import Reject, Retry
 
 from tasks.execute import process
 from tasks.outcomes import Deferral, Delivery
@@ -35,36 +35,51 @@ def run(
     deferrals: int = 0,
 ) -> None:
     """Execute `request` and publish the result to `reply_to` or the result queue."""
+    context = request if isinstance(request, dict) else {}
     structlog.contextvars.bind_contextvars(
-        request_id=request.get("id"), connection=request.get("connection"), operation=request.get("operation")
+        request_id=context.get("id"), connection=context.get("connection"), operation=context.get("operation")
     )
     delivery = Delivery(first_received_at or time.time(), attempts_before, deferrals)
     try:
-        runtime = self.app.runtime
-        try:
-            processed = runtime.run(process(request, runtime.services, delivery))
-        except Deferral as deferral:
-            log.info("request_deferred", delay_s=round(deferral.delay_s, 1), attempts=deferral.attempts,
-                     error_code=deferral.code)  # fmt: skip
-            raise self.retry(
-                kwargs={"request": request, "reply_to": reply_to, "correlation_id": correlation_id,
-                        "first_received_at": delivery.first_received_at, "attempts_before": deferral.attempts,
-                        "deferrals": deferrals + 1},
-                countdown=math.ceil(deferral.delay_s),
-            ) from None  # fmt: skip
-        result = processed.result
-        try:
-            publish_result(
-                self.app, result, result_queue=runtime.settings.result_queue,
-                reply_to=reply_to, correlation_id=correlation_id, replayed=processed.replayed,
-            )  # fmt: skip
-        except Exception as exc:
-            log.exception("result_publish_failed")
-            raise Reject(exc, requeue=True) from exc
-        log.info(
-            "request_done", status=result.status, http_status=result.http_status,
-            error_code=result.error.code if result.error else None,
-            attempts=result.attempts, duration_ms=result.duration_ms, replayed=processed.replayed,
-        )  # fmt: skip
+        _run(self, request, reply_to, correlation_id, delivery)
+    except (Retry, Reject):
+        raise
+    except Exception as exc:
+        # A bug or a corrupt task message: back to the queue; RabbitMQ dead-letters it after
+        # HYPATOS_DELIVERY_LIMIT deliveries, so a poison message cannot wedge the workers.
+        log.exception("task_crashed")
+        raise Reject(exc, requeue=True) from exc
     finally:
         structlog.contextvars.clear_contextvars()
+
+
+def _run(
+    task: Task, request: dict[str, Any], reply_to: str | None, correlation_id: str | None, delivery: Delivery
+) -> None:
+    """Process, then publish or defer; see the module docstring."""
+    runtime = task.app.runtime
+    try:
+        processed = runtime.run(process(request, runtime.services, delivery))
+    except Deferral as deferral:
+        log.info("request_deferred", delay_s=round(deferral.delay_s, 1), attempts=deferral.attempts,
+                 error_code=deferral.code)  # fmt: skip
+        raise task.retry(
+            kwargs={"request": request, "reply_to": reply_to, "correlation_id": correlation_id,
+                    "first_received_at": delivery.first_received_at, "attempts_before": deferral.attempts,
+                    "deferrals": delivery.deferrals + 1},
+            countdown=math.ceil(deferral.delay_s),
+        ) from None  # fmt: skip
+    result = processed.result
+    try:
+        publish_result(
+            task.app, result, result_queue=runtime.settings.result_queue,
+            reply_to=reply_to, correlation_id=correlation_id, replayed=processed.replayed,
+        )  # fmt: skip
+    except Exception as exc:
+        log.exception("result_publish_failed")
+        raise Reject(exc, requeue=True) from exc
+    log.info(
+        "request_done", status=result.status, http_status=result.http_status,
+        error_code=result.error.code if result.error else None,
+        attempts=result.attempts, duration_ms=result.duration_ms, replayed=processed.replayed,
+    )  # fmt: skip

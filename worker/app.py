@@ -6,9 +6,12 @@ environment (`worker.settings.WorkerSettings`) when this module is imported.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from typing import Any
 
+import structlog
 from celery import Celery, signals
 
 from worker.bridge import RequestBridge
@@ -59,7 +62,7 @@ def create_app(settings: WorkerSettings | None = None) -> HypatosCelery:
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        task_acks_on_failure_or_timeout=True,
+        task_acks_on_failure_or_timeout=False,
         worker_pool="threads",
         worker_concurrency=settings.concurrency,
         worker_prefetch_multiplier=1,
@@ -85,6 +88,27 @@ def _setup_logging(**_: Any) -> None:
 def _start_runtime(**_: Any) -> None:
     """Open the session and load connections before the first request, not during it."""
     app.runtime  # noqa: B018 - the property starts it
+
+
+@signals.worker_shutting_down.connect
+def _bound_warm_shutdown(how: str = "", **_: Any) -> None:
+    """SIGTERM starts a warm shutdown (no new requests, finish those in flight); bound its length.
+
+    After ``HYPATOS_SHUTDOWN_TIMEOUT_S`` the worker shuts down cold: requests still running are not
+    acknowledged, so RabbitMQ hands them to another worker.
+    """
+    if how != "Warm":
+        return
+    timer = threading.Timer(app.settings.shutdown_timeout_s, _shut_down_cold)
+    timer.daemon = True
+    timer.start()
+
+
+def _shut_down_cold() -> None:
+    structlog.get_logger(__name__).warning(
+        "shutdown_timeout_reached", timeout_s=app.settings.shutdown_timeout_s
+    )
+    os.kill(os.getpid(), signal.SIGQUIT)
 
 
 @signals.worker_shutdown.connect

@@ -67,6 +67,47 @@ def test_connection(names: tuple[str, ...], test_all: bool, as_json: bool) -> No
         raise click.ClickException(exc.message) from None
 
 
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Inspect, replay or purge the dead-letter queue."""
+
+
+@dead_letters.command("list")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dead_letters_list(limit: int, as_json: bool) -> None:
+    """Show dead messages without removing them."""
+    from worker.dead_letters import list_dead
+
+    found = list_dead(WorkerSettings(), limit)
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in found], indent=2))
+        return
+    for dead in found:
+        click.echo(f"{dead.request_id or '-':<24} {dead.source_queue or '-':<22} {dead.reason}")
+    click.echo(f"{len(found)} message(s)", err=True)
+
+
+@dead_letters.command("replay")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--id", "request_id", help="Replay only the request with this id.")
+def dead_letters_replay(limit: int, request_id: str | None) -> None:
+    """Publish dead requests to the request queue again (those that hold a request)."""
+    from worker.dead_letters import replay_dead
+
+    replayed, kept = replay_dead(WorkerSettings(), limit, request_id)
+    click.echo(f"{replayed} replayed, {kept} left in the dead-letter queue")
+
+
+@dead_letters.command("purge")
+@click.confirmation_option(prompt="Delete every message in the dead-letter queue?")
+def dead_letters_purge() -> None:
+    """Delete every message of the dead-letter queue."""
+    from worker.dead_letters import purge_dead
+
+    click.echo(f"{purge_dead(WorkerSettings())} message(s) deleted")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def operations(as_json: bool) -> None:

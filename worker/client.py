@@ -98,7 +98,7 @@ class HypatosClient:
         response = await self._send_once(connection, request, token, counter)
         if classify_status(response.status).action is Action.REFRESH_TOKEN_THEN_RETRY:
             log.info("access_token_refused_renewing", connection=connection.name)
-            self._tokens.invalidate(connection, token)
+            await self._tokens.invalidate(connection, token)
             token = await self._tokens.get(connection)
             response = await self._send_once(connection, request, token, counter)
         return response

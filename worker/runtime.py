@@ -24,6 +24,7 @@ from worker.errors import ConfigError
 from worker.result_store import FallibleStoreGuard, MemoryResultStore, RedisResultStore, ResultStore
 from worker.retry import RetryPolicy
 from worker.settings import WorkerSettings
+from worker.token_cache import SharedTokenCache
 from worker.tokens import TokenProvider
 from worker.transport import Transport
 
@@ -49,6 +50,7 @@ class Services:
         """Close what holds connections."""
         await self.session.close()
         await self.results.close()
+        await self.tokens.close()
 
 
 def open_result_store(settings: WorkerSettings) -> ResultStore:
@@ -88,6 +90,8 @@ async def open_services(settings: WorkerSettings, connections: ConnectionRegistr
         transport,
         policy=RetryPolicy(attempts=settings.token_attempts, budget_s=settings.token_budget_s, **backoff),
         max_margin_s=settings.token_renew_margin_s,
+        refusal_cooldown_s=settings.auth_refusal_cooldown_s,
+        shared=SharedTokenCache.from_url(settings.redis_url) if settings.redis_url else None,
     )
     policy = RetryPolicy(attempts=settings.call_attempts, budget_s=settings.call_budget_s, **backoff)
     client = HypatosClient(transport, tokens, policy=policy)

@@ -43,6 +43,7 @@ class WorkerSettings(BaseSettings):
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=10.0, gt=0)
     token_renew_margin_s: float = Field(default=300.0, ge=0)
+    auth_refusal_cooldown_s: float = Field(default=60.0, ge=0)
 
     redis_url: str | None = None
     result_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)

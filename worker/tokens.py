@@ -8,7 +8,9 @@ One `TokenProvider` lives in each worker process and serves every task of that p
 - transient token-endpoint failures (429, 5xx, network, timeouts) are retried per `worker.retry`;
 - refused credentials (400/401) are not retried, and the refusal is remembered for a cool-down, so a
   wrong secret costs one token request per cool-down instead of one per message.  The cache is keyed
-  by the credentials themselves, so a corrected secret is tried at once.
+  by the credentials themselves, so a corrected secret is tried at once;
+- with a `SharedTokenCache` (Redis), the renewal is also single-flight across the fleet: one process
+  fetches, the others take its token from Redis.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from worker.connections import Connection
 from worker.errors import CredentialsRefused, PermanentError, TransientError
 from worker.logging import secrets
 from worker.retry import RetryPolicy, Sleep, build_retrying
+from worker.token_cache import SharedToken, SharedTokenCache
 from worker.transport import ApiResponse, Transport
 
 log = structlog.get_logger(__name__)
@@ -73,10 +76,12 @@ class TokenProvider:
         policy: RetryPolicy,
         max_margin_s: float = 300.0,
         refusal_cooldown_s: float = 60.0,
+        shared: SharedTokenCache | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._transport = transport
+        self._shared = shared
         self._policy = policy
         self._max_margin_s = max_margin_s
         self._refusal_cooldown_s = refusal_cooldown_s
@@ -110,15 +115,49 @@ class TokenProvider:
             if self._is_fresh(token):
                 return token  # type: ignore[return-value]
             self._raise_if_refused(key)
-            token = await self._fetch(connection)
+            token = (
+                await self._fetch_fleet_wide(connection) if self._shared else await self._fetch(connection)
+            )
             self._tokens[key] = token
             return token
 
-    def invalidate(self, connection: Connection, token: AccessToken) -> None:
+    async def invalidate(self, connection: Connection, token: AccessToken) -> None:
         """Forget `token` after the API refused it, unless a newer one has replaced it already."""
         key = connection.token_key
         if self._tokens.get(key) is token:
             del self._tokens[key]
+        if self._shared is not None:
+            await self._shared.invalidate(key, token.value)
+
+    async def close(self) -> None:
+        """Release the shared cache's connections."""
+        if self._shared is not None:
+            await self._shared.close()
+
+    # -- fleet-wide renewal (Redis) ---------------------------------------------------------------
+
+    def _to_local(self, shared: SharedToken) -> AccessToken:
+        remaining_s = shared.expires_at_unix - time.time()
+        return AccessToken(
+            shared.value, self._clock() + remaining_s, shared.lifetime_s, shared.granted_scopes
+        )
+
+    def _to_shared(self, token: AccessToken) -> SharedToken:
+        remaining_s = token.expires_at - self._clock()
+        return SharedToken(token.value, time.time() + remaining_s, token.lifetime_s, token.granted_scopes)
+
+    def _shared_is_fresh(self, shared: SharedToken) -> bool:
+        margin_s = renew_margin_s(shared.lifetime_s, self._max_margin_s)
+        return time.time() < shared.expires_at_unix - margin_s
+
+    async def _fetch_fleet_wide(self, connection: Connection) -> AccessToken:
+        assert self._shared is not None
+
+        async def fetch() -> SharedToken:
+            return self._to_shared(await self._fetch(connection))
+
+        shared = await self._shared.fetch_once(connection.token_key, fetch, fresh=self._shared_is_fresh)
+        return self._to_local(shared)
 
     def _raise_if_refused(self, key: str) -> None:
         refusal = self._refusals.get(key)

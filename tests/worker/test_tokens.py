@@ -51,7 +51,7 @@ def test_given_an_invalidated_token_then_the_next_caller_fetches_a_new_one(emula
 
     async def test(tokens: TokenProvider) -> tuple[str, str]:
         first = await tokens.get(connection)
-        tokens.invalidate(connection, first)
+        await tokens.invalidate(connection, first)
         second = await tokens.get(connection)
         return first.value, second.value
 
@@ -96,7 +96,7 @@ def test_given_a_flaky_token_endpoint_then_the_token_request_is_retried(emulator
     async def test(tokens: TokenProvider) -> int:
         for _ in range(5):
             await tokens.get(connection)
-            tokens.invalidate(connection, await tokens.get(connection))
+            await tokens.invalidate(connection, await tokens.get(connection))
         return tokens.requests_sent
 
     sent = _with_provider(test, policy=RetryPolicy(attempts=10, budget_s=10, initial_s=0.01, max_s=0.05))

@@ -1,0 +1,29 @@
+"""File upload (raw bytes, not multipart) and download."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from emulator.errors import json_response
+from emulator.routes.base import Call, Operation
+
+
+async def upload_file(call: Call) -> web.StreamResponse:
+    stored = call.emu.store.add_file(
+        call.body, call.request.headers.get("Content-Type", ""), call.request.headers.get("X-Hy-Filename")
+    )
+    return json_response({"id": stored.id}, 201)
+
+
+async def download_file(call: Call) -> web.StreamResponse:
+    stored, content = call.emu.store.get_file(call.request.match_info["id"])
+    response = web.Response(body=content, content_type=stored.content_type)
+    if stored.filename is not None:
+        response.headers["X-Hy-Filename"] = stored.filename
+    return response
+
+
+OPERATIONS = (
+    Operation("Files_uploadFile", "POST", "/files", "files.write", upload_file),
+    Operation("Files_downloadById", "GET", "/files/{id}", "files.read", download_file),
+)
