@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tasks.bodies import body_problems
 from tasks.catalog import BodyKind, Operation, Param
 from worker.errors import ValidationError
 
@@ -107,6 +108,8 @@ def check_body(operation: Operation, body: Any, problems: Problems) -> None:
         problems.append({"field": "body", "message": "must be a JSON object"})
     elif kind is BodyKind.TEXT and not isinstance(body, str):
         problems.append({"field": "body", "message": "must be a string"})
+    else:
+        problems.extend(body_problems(operation.name, body))
 
 
 def validate(operation: Operation, params: Mapping[str, Any], body: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from tests.support.amqp import AmqpTestClient, broker_problem
 from tests.support.processes import WorkerFleet
 
 BROKER_URL = os.environ.get("HYPATOS_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("HYPATOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -34,6 +35,37 @@ def broker_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return BROKER_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis URL, or a skip (a failure under CI) saying how to start one."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        message = (
+            f"Redis is not reachable at {REDIS_URL} ({exc}); start one with `redis-server --daemonize yes` "
+            "or `docker compose up -d redis`, or point HYPATOS_TEST_REDIS_URL at one"
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_env(redis_url: str) -> Iterator[dict[str, str]]:
+    """Worker settings for a Redis-backed fleet, with a key prefix unique to the test (removed after)."""
+    import redis
+
+    prefix = f"hypatos-test-{uuid.uuid4().hex[:10]}:"
+    yield {"HYPATOS_REDIS_URL": redis_url, "HYPATOS_REDIS_PREFIX": prefix}
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

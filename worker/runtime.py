@@ -56,7 +56,10 @@ class Services:
 def open_result_store(settings: WorkerSettings) -> ResultStore:
     """Redis when configured (a fleet shares it), else the per-process fallback."""
     if settings.redis_url:
-        return FallibleStoreGuard(RedisResultStore.from_url(settings.redis_url, settings.result_ttl_s))
+        store = RedisResultStore.from_url(
+            settings.redis_url, settings.result_ttl_s, prefix=settings.redis_prefix
+        )
+        return FallibleStoreGuard(store)
     log.warning(
         "result_store_in_memory",
         detail="idempotency holds per worker process only; set HYPATOS_REDIS_URL for a fleet",
@@ -91,7 +94,11 @@ async def open_services(settings: WorkerSettings, connections: ConnectionRegistr
         policy=RetryPolicy(attempts=settings.token_attempts, budget_s=settings.token_budget_s, **backoff),
         max_margin_s=settings.token_renew_margin_s,
         refusal_cooldown_s=settings.auth_refusal_cooldown_s,
-        shared=SharedTokenCache.from_url(settings.redis_url) if settings.redis_url else None,
+        shared=(
+            SharedTokenCache.from_url(settings.redis_url, prefix=f"{settings.redis_prefix}token:")
+            if settings.redis_url
+            else None
+        ),
     )
     policy = RetryPolicy(attempts=settings.call_attempts, budget_s=settings.call_budget_s, **backoff)
     client = HypatosClient(transport, tokens, policy=policy)

@@ -46,6 +46,7 @@ class WorkerSettings(BaseSettings):
     auth_refusal_cooldown_s: float = Field(default=60.0, ge=0)
 
     redis_url: str | None = None
+    redis_prefix: str = "hypatos:"
     result_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     retry_max_attempts: int = Field(default=12, ge=1)
     retry_max_elapsed_s: float = Field(default=1800.0, gt=0)

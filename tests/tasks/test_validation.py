@@ -66,9 +66,8 @@ def test_given_a_body_that_does_not_fit_the_operation_then_body_is_named(
 
 
 def test_given_header_params_then_names_match_case_insensitively() -> None:
-    checked = validate(
-        CATALOG["insertSupplier"], {"x-hy-meta-internal-company-id": "c1"}, {"externalId": "s"}
-    )
+    body = {"externalId": "S1", "name": "Acme"}
+    checked = validate(CATALOG["insertSupplier"], {"x-hy-meta-internal-company-id": "c1"}, body)
     assert checked == {"X-Hy-Meta-Internal-Company-Id": "c1"}
 
 
@@ -91,3 +90,9 @@ def test_given_a_text_body_then_it_is_sent_as_text_plain() -> None:
     operation = CATALOG["documentsUpdateTitle"]
     request = build_request(operation, {"id": "d"}, "Invoice 42")
     assert request.body == b"Invoice 42" and request.content_type.startswith("text/plain")
+
+
+def test_given_a_body_that_breaks_the_vendor_schema_then_each_field_is_named() -> None:
+    fields = _fields("insertSupplier", {}, {"externalId": "S1", "countryCode": 49})
+    assert sorted(fields) == ["body.countryCode", "body.name"]
+    assert _fields("documentUpdateExternalData", {"id": "d"}, {f"k{i}": i for i in range(21)}) == ["body"]
