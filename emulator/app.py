@@ -30,10 +30,14 @@ def _route(emu: Emulator, op: Operation) -> Handler:
     return handler
 
 
+#: Largest request body accepted (uploads); the vendor does not publish a limit, so keep it generous.
+MAX_BODY_BYTES = 512 * 1024 * 1024
+
+
 def create_app(emu: Emulator | None = None) -> web.Application:
     """Build the application around an Emulator (a fresh default one if none is given)."""
     emu = emu or Emulator()
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[EMULATOR_KEY] = emu
     for op in OPERATIONS:
         app.router.add_route(op.method, API_PREFIX + op.path, _route(emu, op), name=op.operation_id)

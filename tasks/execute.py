@@ -15,10 +15,13 @@ import structlog
 
 from tasks.catalog import CATALOG, BodyKind, Operation, ResponseKind
 from tasks.creation import create_once
+from tasks.downloads import download
+from tasks.files import FILENAME_HEADER, prepare_upload
 from tasks.outcomes import Answer, Deferral, Delivery, Processed
+from tasks.paging import fetch_all_pages
 from tasks.requests import build_request
 from tasks.service_operations import SERVICE_OPERATIONS
-from tasks.validation import validate
+from tasks.validation import validate_request
 from worker.connections import Connection
 from worker.errors import HypatosError, HypatosWorkerError, RequestError, TransientError
 from worker.messages import ErrorDetail, Request, Result, ResultError
@@ -50,10 +53,6 @@ def find_operation(name: str) -> Operation:
         raise RequestError(
             f"unknown operation {name!r}; `hypatos-worker operations` lists the catalog",
             code="unknown_operation",
-        )
-    if operation.body is BodyKind.BINARY or operation.response is ResponseKind.BINARY:
-        raise RequestError(
-            f"{name} moves file content, which this version does not support yet", code="not_supported"
         )
     return operation
 
@@ -120,8 +119,17 @@ async def call_operation(services: Services, request: Request) -> Answer:
         return await service_operation(services, connection, request.params)
     operation = find_operation(request.operation)
     connection = find_connection(services, request.connection)
-    params = validate(operation, request.params, request.body)
-    api_request = build_request(operation, params, request.body)
+    settings = services.settings
+    params = validate_request(operation, request, settings.max_items)
+    if request.all_pages:
+        max_items = request.max_items or settings.max_items
+        return await fetch_all_pages(services, connection, operation, params, max_items)
+    if operation.response is ResponseKind.BINARY:
+        return await download(services, connection, operation, params, request)
+    upload = None
+    if operation.body is BodyKind.BINARY:
+        upload = prepare_upload(request.file, params.get(FILENAME_HEADER), settings)
+    api_request = build_request(operation, params, request.body, upload=upload)
     if operation.creates:
         response = await create_once(services, request.id, operation, connection, api_request, request.body)
     else:

@@ -7,7 +7,8 @@ from typing import Any
 from urllib.parse import quote
 
 from tasks.catalog import BodyKind, In, Operation
-from worker.transport import ApiRequest
+from tasks.files import FILENAME_HEADER, Upload
+from worker.transport import ApiRequest, FileBody, ResponseSink
 
 
 def _path(operation: Operation, params: dict[str, Any]) -> str:
@@ -30,7 +31,11 @@ def _headers(operation: Operation, params: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _body(operation: Operation, body: Any) -> tuple[bytes | None, str | None]:
+def _body(
+    operation: Operation, body: Any, upload: Upload | None
+) -> tuple[bytes | FileBody | None, str | None]:
+    if upload is not None:
+        return upload.body, upload.content_type
     if operation.body is BodyKind.JSON:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), "application/json"
     if operation.body is BodyKind.TEXT:
@@ -38,14 +43,25 @@ def _body(operation: Operation, body: Any) -> tuple[bytes | None, str | None]:
     return None, None
 
 
-def build_request(operation: Operation, params: dict[str, Any], body: Any) -> ApiRequest:
+def build_request(
+    operation: Operation,
+    params: dict[str, Any],
+    body: Any,
+    *,
+    upload: Upload | None = None,
+    sink: ResponseSink | None = None,
+) -> ApiRequest:
     """The HTTP request for `operation`; `params` must have passed `tasks.validation.validate`."""
-    payload, content_type = _body(operation, body)
+    payload, content_type = _body(operation, body, upload)
+    headers = _headers(operation, params)
+    if upload is not None and upload.filename:
+        headers[FILENAME_HEADER] = upload.filename
     return ApiRequest(
         method=operation.method,
         path=_path(operation, params),
         query=_query(operation, params),
-        headers=_headers(operation, params),
+        headers=headers,
         body=payload,
         content_type=content_type,
+        sink=sink,
     )

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from tasks.bodies import body_problems
-from tasks.catalog import BodyKind, Operation, Param
+from tasks.catalog import BodyKind, Operation, Param, ResponseKind
 from worker.errors import ValidationError
+from worker.messages import Request
 
 Problems = list[dict[str, str]]
 
@@ -99,9 +100,10 @@ def check_params(operation: Operation, params: Mapping[str, Any], problems: Prob
 def check_body(operation: Operation, body: Any, problems: Problems) -> None:
     """Add a problem when the body does not fit the operation's body kind."""
     kind = operation.body
-    if kind is BodyKind.NONE:
+    if kind in (BodyKind.NONE, BodyKind.BINARY):
         if body is not None:
-            problems.append({"field": "body", "message": f"{operation.name} sends no body"})
+            hint = "; give the file in `file`" if kind is BodyKind.BINARY else ""
+            problems.append({"field": "body", "message": f"{operation.name} takes no `body`{hint}"})
     elif body is None:
         problems.append({"field": "body", "message": "is required"})
     elif kind is BodyKind.JSON and not isinstance(body, dict | list):
@@ -112,12 +114,41 @@ def check_body(operation: Operation, body: Any, problems: Problems) -> None:
         problems.extend(body_problems(operation.name, body))
 
 
+def check_options(operation: Operation, request: Request, max_items: int, problems: Problems) -> None:
+    """Add a problem for each request-level option the operation does not take."""
+    if request.file is not None and operation.body is not BodyKind.BINARY:
+        problems.append(
+            {"field": "file", "message": f"{operation.name} sends no file (only uploadFile does)"}
+        )
+    if request.output != "outbox" and operation.response is not ResponseKind.BINARY:
+        problems.append({"field": "output", "message": f"{operation.name} downloads no file"})
+    if (request.all_pages or request.max_items is not None) and not operation.paged:
+        field = "all_pages" if request.all_pages else "max_items"
+        problems.append({"field": field, "message": f"{operation.name} is not a list operation"})
+    if request.max_items is not None and request.max_items > max_items:
+        problems.append({"field": "max_items", "message": f"must be at most {max_items} (HYPATOS_MAX_ITEMS)"})
+
+
+def _raise_if_any(operation: Operation, problems: Problems) -> None:
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise ValidationError(f"{operation.name}: {summary}", details=problems)
+
+
 def validate(operation: Operation, params: Mapping[str, Any], body: Any) -> dict[str, Any]:
     """Normalised parameters, or `ValidationError` listing every field at fault."""
     problems: Problems = []
     checked = check_params(operation, params, problems)
     check_body(operation, body, problems)
-    if problems:
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise ValidationError(f"{operation.name}: {summary}", details=problems)
+    _raise_if_any(operation, problems)
+    return checked
+
+
+def validate_request(operation: Operation, request: Request, max_items: int) -> dict[str, Any]:
+    """`validate` plus the request-level options (`file`, `output`, `all_pages`, `max_items`)."""
+    problems: Problems = []
+    checked = check_params(operation, request.params, problems)
+    check_body(operation, request.body, problems)
+    check_options(operation, request, max_items, problems)
+    _raise_if_any(operation, problems)
     return checked

@@ -119,6 +119,7 @@ class HypatosClient:
                 headers=headers,
                 params=request.query,
                 data=request.body,
+                sink=request.sink,
             )
         except (TransientError, PermanentError) as exc:
             log.debug("hypatos_call_error", method=request.method, path=request.path, error_code=exc.code)

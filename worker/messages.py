@@ -9,10 +9,40 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Longest accepted request id.
 MAX_ID_LENGTH = 128
+
+
+class FileInput(BaseModel):
+    """The file an upload sends: a path inside the inbox folder, or the bytes in base64."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Path relative to the inbox folder (HYPATOS_INBOX_DIR); may not leave it.",
+    )
+    base64: str | None = Field(
+        default=None, description="The bytes, base64-encoded (at most HYPATOS_MAX_BASE64_BYTES decoded)."
+    )
+    content_type: str | None = Field(
+        default=None,
+        description="application/pdf, image/jpeg, image/png or image/tiff; detected if absent.",
+    )
+    filename: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Name stored with the file (X-Hy-Filename); default: the path's file name.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FileInput:
+        if (self.path is None) == (self.base64 is None):
+            raise ValueError("give exactly one of `path` and `base64`")
+        return self
 
 
 class Request(BaseModel):
@@ -38,6 +68,17 @@ class Request(BaseModel):
     )
     body: Any = Field(
         default=None, description="JSON value (or text, for text operations) sent as the request body."
+    )
+    file: FileInput | None = Field(default=None, description="The file to upload (`uploadFile` only).")
+    output: Literal["outbox", "base64"] = Field(
+        default="outbox",
+        description="For downloads: write the bytes to the outbox folder, or return them base64-encoded.",
+    )
+    all_pages: bool = Field(
+        default=False, description="For list operations: follow offset/limit and return every item at once."
+    )
+    max_items: int | None = Field(
+        default=None, ge=1, description="With `all_pages`: stop after this many items (default 10,000)."
     )
 
 

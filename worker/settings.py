@@ -45,6 +45,11 @@ class WorkerSettings(BaseSettings):
     token_renew_margin_s: float = Field(default=300.0, ge=0)
     auth_refusal_cooldown_s: float = Field(default=60.0, ge=0)
 
+    inbox_dir: Path | None = None
+    outbox_dir: Path | None = None
+    max_base64_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_items: int = Field(default=10_000, ge=1)
+
     redis_url: str | None = None
     redis_prefix: str = "hypatos:"
     result_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)

@@ -10,13 +10,35 @@ import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import aiohttp
 from yarl import URL
 
 from worker.classify import classify_exception
 from worker.errors import PermanentError, TransientError
+
+#: Bytes read from a streamed response at a time.
+CHUNK_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class FileBody:
+    """A request body streamed from a file, opened afresh for every attempt (never held in memory)."""
+
+    path: Path
+    size: int
+
+
+class ResponseSink(Protocol):
+    """Receives a successful response body in chunks instead of memory (downloads)."""
+
+    def start(self) -> None:
+        """A new attempt begins: forget anything written before."""
+
+    def write(self, chunk: bytes) -> None:
+        """Take the next chunk."""
 
 
 @dataclass(frozen=True)
@@ -28,8 +50,10 @@ class ApiRequest:
     path: str
     query: tuple[tuple[str, str], ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | None = None
+    body: bytes | FileBody | None = None
     content_type: str | None = None
+    #: Where a successful response body goes; None keeps it in `ApiResponse.body`.
+    sink: ResponseSink | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -84,9 +108,15 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         params: tuple[tuple[str, str], ...] = (),
         data: Any = None,
+        sink: ResponseSink | None = None,
     ) -> ApiResponse:
-        """One exchange; redirects are not followed, so credentials never travel to another host."""
-        with map_aiohttp_errors():
+        """One exchange; redirects are not followed, so credentials never travel to another host.
+
+        A `FileBody` is streamed from disk; with a `sink`, a successful response body is streamed to it.
+        """
+        with map_aiohttp_errors(), contextlib.ExitStack() as files:
+            if isinstance(data, FileBody):
+                data = files.enter_context(data.path.open("rb"))
             async with self._session.request(
                 method,
                 URL(url, encoded=True),
@@ -95,6 +125,10 @@ class Transport:
                 data=data,
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
                 headers_out = {name.lower(): value for name, value in response.headers.items()}
-                return ApiResponse(status=response.status, headers=headers_out, body=body)
+                if sink is not None and 200 <= response.status < 300:
+                    sink.start()
+                    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                        sink.write(chunk)
+                    return ApiResponse(status=response.status, headers=headers_out, body=b"")
+                return ApiResponse(status=response.status, headers=headers_out, body=await response.read())
