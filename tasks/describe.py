@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.catalog import CATALOG, Operation, Param
+from tasks.service_operations import SERVICE_OPERATIONS
 
 
 def describe_param(param: Param) -> dict[str, Any]:
@@ -45,8 +46,11 @@ def describe_operation(operation: Operation) -> dict[str, Any]:
 
 
 def describe_catalog() -> list[dict[str, Any]]:
-    """Every operation, sorted by name."""
-    return [describe_operation(CATALOG[name]) for name in sorted(CATALOG)]
+    """Every operation, sorted by name, then the service operations."""
+    described = [describe_operation(CATALOG[name]) for name in sorted(CATALOG)]
+    described += [{"name": name, "service": True, "summary": op.summary, "params": []}
+                  for name, op in SERVICE_OPERATIONS.items()]  # fmt: skip
+    return described
 
 
 def _param_label(param: Param) -> str:
@@ -62,9 +66,12 @@ def format_catalog() -> str:
         params = ", ".join(_param_label(p) for p in op.params) or "-"
         rows.append((op.name, f"{op.method} {op.path}", op.scope, str(op.body), params))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(
+    lines = [
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows
-    )
+    ]
+    lines += [f"{name.ljust(widths[0])}  (service operation) {op.summary}"
+              for name, op in SERVICE_OPERATIONS.items()]  # fmt: skip
+    return "\n".join(lines)
 
 
 def markdown_catalog() -> str:

@@ -116,7 +116,7 @@ async def call_operation(services: Services, request: Request) -> Answer:
     service_operation = SERVICE_OPERATIONS.get(request.operation)
     if service_operation is not None:
         connection = find_connection(services, request.connection)
-        return await service_operation(services, connection, request.params)
+        return await service_operation.run(services, connection, request.params)
     operation = find_operation(request.operation)
     connection = find_connection(services, request.connection)
     settings = services.settings

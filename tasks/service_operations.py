@@ -8,6 +8,7 @@ returns the report as ``data``: ``status`` is ``succeeded`` when the connection 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tasks.outcomes import Answer
@@ -41,7 +42,18 @@ async def run_test_connection(services: Services, connection: Connection, params
     return Answer(http_status=None, data=data, attempts=exchanges)
 
 
-#: Service operations by name; each takes the services, the connection and the request's params.
-SERVICE_OPERATIONS: dict[str, Callable[[Services, Connection, dict[str, Any]], Awaitable[Answer]]] = {
-    "testConnection": run_test_connection,
+@dataclass(frozen=True)
+class ServiceOperation:
+    """An operation of the service itself: what it does, and the coroutine that does it."""
+
+    summary: str
+    run: Callable[[Services, Connection, dict[str, Any]], Awaitable[Answer]]
+
+
+#: Service operations by name.
+SERVICE_OPERATIONS: dict[str, ServiceOperation] = {
+    "testConnection": ServiceOperation(
+        "Check the request's connection step by step (no parameters); data is the report",
+        run_test_connection,
+    ),
 }

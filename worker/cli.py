@@ -12,10 +12,22 @@ import sys
 from pathlib import Path
 
 import click
+import pydantic
 
 from worker.errors import ConfigError
 from worker.logging import configure_logging
 from worker.settings import WorkerSettings
+
+
+def load_settings() -> WorkerSettings:
+    """The settings from the environment, or a usage error naming each bad variable."""
+    try:
+        return WorkerSettings()
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"HYPATOS_{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        raise click.ClickException(f"invalid settings: {problems}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +42,7 @@ def run(concurrency: int | None, loglevel: str | None) -> None:
     """Start a worker process (configured by HYPATOS_* environment variables)."""
     from worker.runtime import load_registry
 
-    settings = WorkerSettings()
+    settings = load_settings()
     configure_logging(loglevel or settings.log_level, settings.log_format)
     try:
         load_registry(settings)
@@ -59,7 +71,7 @@ def test_connection(names: tuple[str, ...], test_all: bool, as_json: bool) -> No
     """Check connections step by step; exit code 0 only when every one tested is usable."""
     from worker.diagnose_cli import run_test_connections
 
-    settings = WorkerSettings()
+    settings = load_settings()
     configure_logging("WARNING", settings.log_format)
     try:
         sys.exit(run_test_connections(settings, names, test_all=test_all, as_json=as_json))
@@ -79,7 +91,7 @@ def dead_letters_list(limit: int, as_json: bool) -> None:
     """Show dead messages without removing them."""
     from worker.dead_letters import list_dead
 
-    found = list_dead(WorkerSettings(), limit)
+    found = list_dead(load_settings(), limit)
     if as_json:
         click.echo(json.dumps([d.to_dict() for d in found], indent=2))
         return
@@ -95,7 +107,7 @@ def dead_letters_replay(limit: int, request_id: str | None) -> None:
     """Publish dead requests to the request queue again (those that hold a request)."""
     from worker.dead_letters import replay_dead
 
-    replayed, kept = replay_dead(WorkerSettings(), limit, request_id)
+    replayed, kept = replay_dead(load_settings(), limit, request_id)
     click.echo(f"{replayed} replayed, {kept} left in the dead-letter queue")
 
 
@@ -105,7 +117,7 @@ def dead_letters_purge() -> None:
     """Delete every message of the dead-letter queue."""
     from worker.dead_letters import purge_dead
 
-    click.echo(f"{purge_dead(WorkerSettings())} message(s) deleted")
+    click.echo(f"{purge_dead(load_settings())} message(s) deleted")
 
 
 @main.command()
@@ -136,7 +148,7 @@ def broker_definitions() -> None:
     """Print the queues and bindings as a RabbitMQ definitions file (for the current settings)."""
     from worker.queues import broker_definitions as definitions
 
-    click.echo(json.dumps(definitions(WorkerSettings()), indent=2))
+    click.echo(json.dumps(definitions(load_settings()), indent=2))
 
 
 @main.command()
