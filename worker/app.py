@@ -72,7 +72,7 @@ def create_app(settings: WorkerSettings | None = None) -> HypatosCelery:
         broker_transport_options={"confirm_publish": True},
         broker_heartbeat=30,
     )
-    app.steps["consumer"].add(RequestBridge)
+    app.steps["worker"].add(RequestBridge)
     return app
 
 

@@ -17,6 +17,7 @@ is the embedded fallback for a single process (quick start, demo) and forgets on
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
@@ -49,19 +50,27 @@ class ResultStore(Protocol):
 
 
 class MemoryResultStore:
-    """A per-process store with expiry; enough for one worker process."""
+    """A per-process store with expiry; enough for one worker process.
+
+    Entries share one time-to-live, so insertion order is expiry order: expiring is popping from the
+    front, constant time per entry, never a scan.
+    """
 
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
-        self._results: dict[str, tuple[float, str]] = {}
-        self._claims: dict[str, float] = {}
+        self._results: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._claims: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     def _expire(self) -> None:
         now = self._clock()
         for table in (self._results, self._claims):
-            for key in [k for k, v in table.items() if (v[0] if isinstance(v, tuple) else v) <= now]:
-                del table[key]
+            while table and next(iter(table.values()))[0] <= now:
+                table.popitem(last=False)
+
+    def _set(self, table: OrderedDict[str, tuple[float, str]], key: str, value: str) -> None:
+        table.pop(key, None)
+        table[key] = (self._clock() + self._ttl_s, value)
 
     async def get(self, request_id: str) -> Result | None:
         self._expire()
@@ -69,14 +78,14 @@ class MemoryResultStore:
         return Result.model_validate_json(entry[1]) if entry else None
 
     async def put(self, result: Result) -> None:
-        self._results[result.id] = (self._clock() + self._ttl_s, result.model_dump_json())
+        self._set(self._results, result.id, result.model_dump_json())
         self._claims.pop(result.id, None)
 
     async def claim(self, request_id: str) -> bool:
         self._expire()
         if request_id in self._claims:
             return False
-        self._claims[request_id] = self._clock() + self._ttl_s
+        self._set(self._claims, request_id, "")
         return True
 
     async def release(self, request_id: str) -> None:
