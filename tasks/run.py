@@ -15,9 +15,11 @@ import structlog
 from celery import Task
 from celery.exceptions import Reject, Retry
 
+from tasks.catalog import CATALOG
 from tasks.execute import process
-from tasks.outcomes import Deferral, Delivery
-from worker import constants
+from tasks.outcomes import Deferral, Delivery, Processed
+from tasks.service_operations import SERVICE_OPERATIONS
+from worker import constants, metrics
 from worker.app import app
 from worker.results import publish_result
 
@@ -40,6 +42,7 @@ def run(
         request_id=context.get("id"), connection=context.get("connection"), operation=context.get("operation")
     )
     delivery = Delivery(first_received_at or time.time(), attempts_before, deferrals)
+    metrics.IN_FLIGHT.inc()
     try:
         _run(self, request, reply_to, correlation_id, delivery)
     except (Retry, Reject):
@@ -50,6 +53,7 @@ def run(
         log.exception("task_crashed")
         raise Reject(exc, requeue=True) from exc
     finally:
+        metrics.IN_FLIGHT.dec()
         structlog.contextvars.clear_contextvars()
 
 
@@ -61,6 +65,7 @@ def _run(
     try:
         processed = runtime.run(process(request, runtime.services, delivery))
     except Deferral as deferral:
+        metrics.DEFERRED.labels(deferral.code).inc()
         log.info("request_deferred", delay_s=round(deferral.delay_s, 1), attempts=deferral.attempts,
                  error_code=deferral.code)  # fmt: skip
         raise task.retry(
@@ -78,8 +83,23 @@ def _run(
     except Exception as exc:
         log.exception("result_publish_failed")
         raise Reject(exc, requeue=True) from exc
+    record_metrics(processed, delivery)
     log.info(
         "request_done", status=result.status, http_status=result.http_status,
         error_code=result.error.code if result.error else None,
         attempts=result.attempts, duration_ms=result.duration_ms, replayed=processed.replayed,
     )  # fmt: skip
+
+
+def record_metrics(processed: Processed, delivery: Delivery) -> None:
+    """Count one finished request (labels bounded: unknown operation names are not labels)."""
+    result = processed.result
+    if processed.replayed:
+        metrics.REPLAYED.inc()
+        return
+    known = result.operation in CATALOG or result.operation in SERVICE_OPERATIONS
+    operation = result.operation if known else "unknown"
+    code = result.error.code if result.error else ""
+    metrics.REQUESTS.labels(operation, result.status, code).inc()
+    metrics.REQUEST_DURATION.labels(operation).observe(result.duration_ms / 1000)
+    metrics.API_ATTEMPTS.labels(operation).inc(max(result.attempts - delivery.attempts_before, 0))

@@ -16,6 +16,7 @@ from celery import Celery, signals
 
 from worker.bridge import RequestBridge
 from worker.logging import configure_logging
+from worker.metrics import serve_metrics
 from worker.queues import task_queue
 from worker.runtime import Runtime
 from worker.settings import WorkerSettings
@@ -86,8 +87,9 @@ def _setup_logging(**_: Any) -> None:
 
 @signals.worker_ready.connect
 def _start_runtime(**_: Any) -> None:
-    """Open the session and load connections before the first request, not during it."""
+    """Open the session and load connections before the first request; serve metrics if asked."""
     app.runtime  # noqa: B018 - the property starts it
+    serve_metrics(app.settings.metrics_port)
 
 
 @signals.worker_shutting_down.connect

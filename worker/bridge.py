@@ -33,7 +33,7 @@ from kombu import Connection, Consumer, Producer
 from kombu.common import maybe_declare
 from kombu.message import Message
 
-from worker import constants
+from worker import constants, metrics
 from worker.messages import MAX_ID_LENGTH
 from worker.queues import public_queues, request_queue, task_queue
 from worker.settings import WorkerSettings
@@ -215,6 +215,7 @@ class BridgeLoop:
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         log.warning("request_dead_lettered", reason=reason, queue=self.settings.request_queue)
+        metrics.DEAD_LETTERED.inc()
         headers = dict(message.headers or {})
         headers[constants.DEAD_REASON_HEADER] = reason
         headers[constants.DEAD_SOURCE_HEADER] = self.settings.request_queue

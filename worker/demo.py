@@ -171,7 +171,7 @@ def run_demo(*, count: int, broker_url: str | None, as_json: bool = False) -> in
         )
         env = {**DEMO_QUEUES, "HYPATOS_BROKER_URL": broker, "HYPATOS_CONNECTIONS_FILE": str(connections),
                "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1", "HYPATOS_DEMO_SECRET": client_secret,
-               "HYPATOS_LOG_LEVEL": "WARNING"}  # fmt: skip
+               "HYPATOS_LOG_LEVEL": "ERROR"}  # fmt: skip
         requests = _sample_requests([doc["id"] for doc in documents])
         with worker_running(broker, env), HypatosQueueClient(
             broker, request_queue=DEMO_QUEUES["HYPATOS_REQUEST_QUEUE"],

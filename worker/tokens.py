@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import structlog
 
-from worker import constants
+from worker import constants, metrics
 from worker.classify import TOKEN_STATUS, Action, classify_status, retry_after_s
 from worker.connections import Connection
 from worker.errors import CredentialsRefused, PermanentError, TransientError
@@ -197,9 +197,12 @@ class TokenProvider:
                 data=form,
             )
         except (TransientError, PermanentError) as exc:
+            metrics.TOKEN_REQUESTS.labels(connection.name, "error").inc()
             exc.message = f"connection {connection.name!r}: token request failed: {exc.message}"
             exc.args = (exc.message,)
             raise
+        outcome = "ok" if response.status == 200 else "refused" if response.status in (400, 401) else "error"
+        metrics.TOKEN_REQUESTS.labels(connection.name, outcome).inc()
         self._raise_for_status(connection, response)
         token = self._parse(connection, response, started)
         log.info(

@@ -1,0 +1,45 @@
+"""Prometheus metrics of one worker process, served on ``HYPATOS_METRICS_PORT`` when it is set.
+
+Each worker process serves its own registry (run one process per container, or give each process
+its own port).  Names follow Prometheus conventions; labels stay low-cardinality (operation, status,
+error code, connection), never request ids.
+"""
+
+from __future__ import annotations
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = structlog.get_logger(__name__)
+
+REQUESTS = Counter(
+    "hypatos_requests_total", "Requests finished, by operation, status and error code.",
+    ["operation", "status", "error_code"],
+)  # fmt: skip
+REQUEST_DURATION = Histogram(
+    "hypatos_request_duration_seconds", "Time to execute a request (last delivery), by operation.",
+    ["operation"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)  # fmt: skip
+API_ATTEMPTS = Counter(
+    "hypatos_api_attempts_total", "HTTP calls made to the Hypatos API, by operation.", ["operation"]
+)
+DEFERRED = Counter(
+    "hypatos_requests_deferred_total", "Requests sent back to the broker to retry later, by error code.",
+    ["error_code"],
+)  # fmt: skip
+REPLAYED = Counter("hypatos_requests_replayed_total", "Stored results published again for a repeated id.")
+IN_FLIGHT = Gauge("hypatos_requests_in_flight", "Requests being executed by this process.")
+TOKEN_REQUESTS = Counter(
+    "hypatos_token_requests_total",
+    "Token requests sent, by connection and outcome.",
+    ["connection", "outcome"],
+)
+DEAD_LETTERED = Counter("hypatos_dead_lettered_total", "Requests set aside by the bridge as unanswerable.")
+
+
+def serve_metrics(port: int | None) -> None:
+    """Start the metrics endpoint on `port` (all interfaces), if one is configured."""
+    if port is None:
+        return
+    start_http_server(port)
+    log.info("metrics_serving", port=port)
