@@ -41,9 +41,9 @@ def parse_request(message: dict[str, Any]) -> Request:
             for error in exc.errors()
         ]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-        error = RequestError(f"the request does not match the request schema: {summary}")
-        error.details = details  # type: ignore[attr-defined]
-        raise error from None
+        raise RequestError(
+            f"the request does not match the request schema: {summary}", details=details
+        ) from None
 
 
 def find_operation(name: str) -> Operation:
@@ -90,18 +90,18 @@ class _Outcome:
         )
 
     def failure(self, error: HypatosWorkerError) -> Result:
-        details = getattr(error, "details", None)
+        details = error.details
         return self.result(
             status="failed",
-            http_status=getattr(error, "http_status", None),
-            data=getattr(error, "data", None),
+            http_status=error.http_status,
+            data=error.data,
             error=ResultError(
                 code=error.code,
                 message=error.message,
                 retryable=error.retryable,
                 details=[ErrorDetail(**d) for d in details] if details else None,
             ),
-            attempts=getattr(error, "attempts", 0),
+            attempts=error.attempts,
         )
 
     def success(self, answer: Answer) -> Result:
@@ -140,7 +140,7 @@ async def call_operation(services: Services, request: Request) -> Answer:
 def defer_or_fail(services: Services, outcome: _Outcome, error: TransientError) -> Result:
     """Raise `Deferral` while the request's retry budget lasts; then a failed, retryable result."""
     settings = services.settings
-    attempts = outcome.delivery.attempts_before + getattr(error, "attempts", 0)
+    attempts = outcome.delivery.attempts_before + error.attempts
     elapsed_s = time.time() - outcome.delivery.first_received_at
     delay_s = broker_delay_s(error, outcome.delivery.deferrals, services.policy, settings.retry_max_delay_s)
     if attempts < settings.retry_max_attempts and elapsed_s + delay_s < settings.retry_max_elapsed_s:
@@ -170,7 +170,7 @@ async def process(message: dict[str, Any], services: Services, delivery: Deliver
         result = defer_or_fail(services, outcome, error)
     except HypatosWorkerError as error:
         level = log.warning if isinstance(error, HypatosError) else log.info
-        level("request_failed", error_code=error.code, http_status=getattr(error, "http_status", None))
+        level("request_failed", error_code=error.code, http_status=error.http_status)
         result = outcome.failure(error)
     if should_store(result):
         await services.results.put(result)

@@ -87,7 +87,7 @@ class HypatosClient:
                     self._raise_for_status(response)
                     return replace(response, attempts=counter.sent)
         except HypatosError as exc:
-            exc.attempts = counter.sent  # type: ignore[attr-defined]
+            exc.attempts = counter.sent
             raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 

@@ -23,6 +23,11 @@ class HypatosWorkerError(Exception):
 
     code = "internal_error"
     retryable = False
+    #: What a failed result reports; subclasses that know more set these.
+    details: list[dict[str, str]] | None = None
+    http_status: int | None = None
+    data: Any = None
+    attempts = 0
 
     def __init__(self, message: str, *, code: str | None = None, retryable: bool | None = None) -> None:
         super().__init__(message)
@@ -44,6 +49,13 @@ class RequestError(HypatosWorkerError):
 
     code = "invalid_request"
 
+    def __init__(
+        self, message: str, *, code: str | None = None, details: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        #: Each field at fault: ``{"field": ..., "message": ...}``.
+        self.details = details
+
 
 class ValidationError(RequestError):
     """Raised when parameters or body do not match the operation's declaration."""
@@ -51,8 +63,7 @@ class ValidationError(RequestError):
     code = "validation_error"
 
     def __init__(self, message: str, details: list[dict[str, str]]) -> None:
-        super().__init__(message)
-        self.details = details
+        super().__init__(message, details=details)
 
 
 class HypatosError(HypatosWorkerError):
@@ -74,6 +85,8 @@ class HypatosError(HypatosWorkerError):
         self.http_status = http_status
         self.data = data
         self.retry_after_s = retry_after_s
+        #: HTTP exchanges made before this error (set by the client).
+        self.attempts = 0
 
 
 class CredentialsRefused(HypatosError):
