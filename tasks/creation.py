@@ -1,17 +1,27 @@
 """Calls that create something run at most once per request id, even across crashes and redeliveries.
 
-Before the API call a claim is taken in the result store.  When the claim is already held (an earlier
-delivery was interrupted) or the call ended without an answer (timeout, connection lost after
-sending), the creation may or may not have happened.  Then the operation's reconciliation looks for
-what the earlier attempt created: found, it becomes this request's result; not found, the call is
-made.  Operations without a way to look (``uploadFile``: the API cannot list files) fail with
+Every attempt holds a lease on its request id (`worker.leases`).  When an earlier attempt started and
+ended without a result (``RESUMED``: its worker died, or its call ended without an answer), the
+creation may or may not have happened.  Then the operation's *finder* looks for what that attempt
+created: found, it becomes this request's result; not found, the call is made.  A call that ends
+without an answer (timeout, connection lost after sending) is not repeated blindly either: the finder
+looks first.  Operations without a finder (``uploadFile``: the API cannot list files) fail with
 ``outcome_unknown`` rather than risk a second creation.
+
+What a finder accepts as "created by this request":
+
+- ``processFileIntoDocument``: a document of that file in that project whose ``externalId`` is the
+  body's ``externalId`` when the body gives one; otherwise one created since the first attempt began
+  (less `CLOCK_SKEW_S`).  Give ``externalId`` to make the match exact.
+- ``projectsCreate``: a project with exactly that name, created since the first attempt began (less
+  `CLOCK_SKEW_S`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -22,18 +32,34 @@ from tasks.validation import validate
 from worker.classify import MAY_HAVE_BEEN_PROCESSED
 from worker.connections import Connection
 from worker.errors import HypatosError
+from worker.leases import Attempt
+from worker.result_store import ClaimState
 from worker.runtime import Services
 from worker.transport import ApiRequest, ApiResponse
 
 log = structlog.get_logger(__name__)
 
-Finder = Callable[[Services, Connection, Any], Awaitable[ApiResponse | None]]
+#: How far Hypatos' clock may be behind ours when comparing creation times.
+CLOCK_SKEW_S = 300.0
+
+Finder = Callable[[Services, Connection, Any, float], Awaitable[ApiResponse | None]]
 
 
-async def _list(services: Services, connection: Connection, operation: str, params: dict[str, Any]) -> Any:
+async def _list(
+    services: Services, connection: Connection, operation: str, params: dict[str, Any]
+) -> list[Any]:
     declared = CATALOG[operation]
     request = build_request(declared, validate(declared, params, None), None)
-    return (await services.client.call(connection, request)).decoded()
+    page = (await services.client.call(connection, request)).decoded()
+    return (page.get("data") or []) if isinstance(page, dict) else []
+
+
+def _created_since(item: dict[str, Any], since: float) -> bool:
+    try:
+        created = datetime.fromisoformat(str(item.get("createdAt")).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return False
+    return created >= since - CLOCK_SKEW_S
 
 
 def _found(data: Any) -> ApiResponse:
@@ -43,24 +69,30 @@ def _found(data: Any) -> ApiResponse:
     )
 
 
-async def _find_document(services: Services, connection: Connection, body: Any) -> ApiResponse | None:
-    page = await _list(services, connection, "documentsList",
-                       {"fileId": body["fileId"], "projectId": [body["projectId"]], "limit": 1})  # fmt: skip
-    documents = (page.get("data") or []) if isinstance(page, dict) else []
-    if not documents:
+async def _find_document(
+    services: Services, connection: Connection, body: Any, since: float
+) -> ApiResponse | None:
+    params = {"fileId": body["fileId"], "projectId": [body["projectId"]], "limit": 50}
+    documents = await _list(services, connection, "documentsList", params)
+    if body.get("externalId"):
+        matches = [d for d in documents if d.get("externalId") == body["externalId"]]
+    else:
+        matches = [d for d in documents if _created_since(d, since)]
+    if not matches:
         return None
-    document = documents[0]
+    document = min(matches, key=lambda d: str(d.get("createdAt")))
     return _found({"documentId": document["id"], "fileId": body["fileId"], "projectId": body["projectId"]})
 
 
-async def _find_project(services: Services, connection: Connection, body: Any) -> ApiResponse | None:
+async def _find_project(
+    services: Services, connection: Connection, body: Any, since: float
+) -> ApiResponse | None:
     name = body.get("name")
     if not name:
         return None
-    page = await _list(services, connection, "projectsList", {"search": name, "limit": 50})
-    matches = (page.get("data") or []) if isinstance(page, dict) else []
-    exact = [p for p in matches if p.get("name") == name]
-    return _found(exact[0]) if exact else None
+    projects = await _list(services, connection, "projectsList", {"search": name, "limit": 50})
+    matches = [p for p in projects if p.get("name") == name and _created_since(p, since)]
+    return _found(min(matches, key=lambda p: str(p.get("createdAt")))) if matches else None
 
 
 #: How to find what an interrupted creation made, by operation.
@@ -80,36 +112,38 @@ def _outcome_unknown(operation: Operation) -> HypatosError:
 
 
 async def _reconcile(
-    services: Services, operation: Operation, connection: Connection, body: Any
+    services: Services, operation: Operation, connection: Connection, body: Any, attempt: Attempt
 ) -> ApiResponse | None:
     finder = FINDERS.get(operation.name)
     if finder is None:
+        attempt.keep_started = True
         raise _outcome_unknown(operation)
-    found = await finder(services, connection, body)
+    found = await finder(services, connection, body, attempt.started_at)
     log.info("creation_reconciled", found=found is not None)
     return found
 
 
 async def create_once(
     services: Services,
-    request_id: str,
     operation: Operation,
     connection: Connection,
     request: ApiRequest,
     body: Any,
+    attempt: Attempt,
 ) -> ApiResponse:
-    """Run a creating call for `request_id` at most once; see the module docstring."""
-    if not await services.results.claim(request_id):
-        found = await _reconcile(services, operation, connection, body)
+    """Run a creating call at most once for the attempt's request id; see the module docstring."""
+    if attempt.state is ClaimState.RESUMED:
+        found = await _reconcile(services, operation, connection, body, attempt)
         if found is not None:
             return found
     try:
         return await services.client.call(connection, request, replay_safe=False)
     except HypatosError as error:
-        if error.code in MAY_HAVE_BEEN_PROCESSED:
-            found = await _reconcile(services, operation, connection, body)
-            if found is not None:
-                return found
-        else:
-            await services.results.release(request_id)  # an answer came back: nothing was created
-        raise
+        if error.code not in MAY_HAVE_BEEN_PROCESSED:
+            raise  # an answer came back: nothing was created
+        attempt.keep_started = True
+        found = await _reconcile(services, operation, connection, body, attempt)
+        if found is None:
+            raise
+        attempt.keep_started = False
+        return found

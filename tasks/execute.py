@@ -24,7 +24,9 @@ from tasks.service_operations import SERVICE_OPERATIONS
 from tasks.validation import validate_request
 from worker.connections import Connection
 from worker.errors import HypatosError, HypatosWorkerError, RequestError, TransientError
+from worker.leases import Attempt, attempt_lease
 from worker.messages import ErrorDetail, Request, Result, ResultError
+from worker.result_store import ClaimState
 from worker.retry import broker_delay_s
 from worker.runtime import Services
 
@@ -111,7 +113,7 @@ class _Outcome:
         )  # fmt: skip
 
 
-async def call_operation(services: Services, request: Request) -> Answer:
+async def call_operation(services: Services, request: Request, attempt: Attempt) -> Answer:
     """Validate `request` and make its API call (at most once per id for creating operations)."""
     service_operation = SERVICE_OPERATIONS.get(request.operation)
     if service_operation is not None:
@@ -131,7 +133,7 @@ async def call_operation(services: Services, request: Request) -> Answer:
         upload = prepare_upload(request.file, params.get(FILENAME_HEADER), settings)
     api_request = build_request(operation, params, request.body, upload=upload)
     if operation.creates:
-        response = await create_once(services, request.id, operation, connection, api_request, request.body)
+        response = await create_once(services, operation, connection, api_request, request.body, attempt)
     else:
         response = await services.client.call(connection, api_request)
     return Answer.from_response(response)
@@ -156,22 +158,40 @@ def should_store(result: Result) -> bool:
     return result.attempts > 0 and not (result.error is not None and result.error.retryable)
 
 
+async def run_attempt(services: Services, request: Request, outcome: _Outcome, attempt: Attempt) -> Result:
+    """One attempt at `request` as a `Result`, or `Deferral` when it should be tried again later."""
+    try:
+        if attempt.state is ClaimState.HELD:
+            raise TransientError(
+                "another attempt of this request is running; waiting for its result",
+                code="in_progress",
+                retry_after_s=services.settings.claim_lease_s / 2,
+            )
+        return outcome.success(await call_operation(services, request, attempt))
+    except TransientError as error:
+        return defer_or_fail(services, outcome, error)
+    except HypatosWorkerError as error:
+        level = log.warning if isinstance(error, HypatosError) else log.info
+        level("request_failed", error_code=error.code, http_status=error.http_status)
+        return outcome.failure(error)
+
+
 async def process(message: dict[str, Any], services: Services, delivery: Delivery) -> Processed:
     """Run the request in `message` once per id; see the module docstring."""
     outcome = _Outcome(message, delivery)
     try:
         request = parse_request(message)
-        stored = await services.results.get(request.id)
+    except RequestError as error:
+        log.info("request_failed", error_code=error.code)
+        return Processed(outcome.failure(error))
+    store = services.results
+    async with attempt_lease(store, request.id, services.settings.claim_lease_s) as attempt:
+        # Looked up after claiming: an attempt that stored its result has released its lease.
+        stored = await store.get(request.id) if attempt.state is not ClaimState.HELD else None
         if stored is not None:
             log.info("request_replayed", status=stored.status)
             return Processed(stored, replayed=True)
-        result = outcome.success(await call_operation(services, request))
-    except TransientError as error:
-        result = defer_or_fail(services, outcome, error)
-    except HypatosWorkerError as error:
-        level = log.warning if isinstance(error, HypatosError) else log.info
-        level("request_failed", error_code=error.code, http_status=error.http_status)
-        result = outcome.failure(error)
-    if should_store(result):
-        await services.results.put(result)
+        result = await run_attempt(services, request, outcome, attempt)
+        if should_store(result):
+            await store.put(result)
     return Processed(result)

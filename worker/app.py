@@ -6,8 +6,8 @@ environment (`worker.settings.WorkerSettings`) when this module is imported.
 
 from __future__ import annotations
 
+import logging
 import os
-import signal
 import threading
 from typing import Any
 
@@ -96,8 +96,9 @@ def _start_runtime(**_: Any) -> None:
 def _bound_warm_shutdown(how: str = "", **_: Any) -> None:
     """SIGTERM starts a warm shutdown (no new requests, finish those in flight); bound its length.
 
-    After ``HYPATOS_SHUTDOWN_TIMEOUT_S`` the worker shuts down cold: requests still running are not
-    acknowledged, so RabbitMQ hands them to another worker.
+    After ``HYPATOS_SHUTDOWN_TIMEOUT_S`` the process exits at once (status 1): requests still running
+    were never acknowledged, so RabbitMQ hands them to another worker when the connections close.
+    Celery's own cold shutdown cannot be used: its thread pool cannot cancel running tasks.
     """
     if how != "Warm":
         return
@@ -110,7 +111,9 @@ def _shut_down_cold() -> None:
     structlog.get_logger(__name__).warning(
         "shutdown_timeout_reached", timeout_s=app.settings.shutdown_timeout_s
     )
-    os.kill(os.getpid(), signal.SIGQUIT)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(1)
 
 
 @signals.worker_shutdown.connect

@@ -18,6 +18,7 @@ from kombu import Connection
 from kombu.message import Message
 
 from worker import constants
+from worker.messages import MAX_ID_LENGTH
 from worker.settings import WorkerSettings
 
 
@@ -55,20 +56,28 @@ class Replayable:
     correlation_id: str | None
 
 
-def replayable(message: Message) -> Replayable | None:
-    """The plain request inside a dead message: its body, or the request a Celery task carried."""
+def _unpack(message: Message) -> tuple[Any, str | None, str | None]:
+    """(request candidate, reply_to, correlation_id) of a plain request or of a Celery task message."""
+    properties = message.properties
     try:
         document = json.loads(message.body)
     except (ValueError, UnicodeDecodeError):
-        return None
-    properties = message.properties
-    if isinstance(document, dict):
-        return Replayable(document, properties.get("reply_to"), properties.get("correlation_id"))
+        return None, properties.get("reply_to"), properties.get("correlation_id")
     if isinstance(document, list) and len(document) == 3 and isinstance(document[1], dict):
         kwargs = document[1]  # Celery protocol 2: [args, kwargs, embed]
-        if isinstance(kwargs.get("request"), dict):
-            return Replayable(kwargs["request"], kwargs.get("reply_to"), kwargs.get("correlation_id"))
-    return None
+        return kwargs.get("request"), kwargs.get("reply_to"), kwargs.get("correlation_id")
+    return document, properties.get("reply_to"), properties.get("correlation_id")
+
+
+def replayable(message: Message) -> Replayable | None:
+    """The request inside a dead message, if it has one with a usable ``id``."""
+    request, reply_to, correlation_id = _unpack(message)
+    if not isinstance(request, dict):
+        return None
+    request_id = request.get("id")
+    if not isinstance(request_id, str) or not 1 <= len(request_id) <= MAX_ID_LENGTH:
+        return None
+    return Replayable(request, reply_to, correlation_id)
 
 
 def describe(message: Message) -> DeadLetter:
@@ -76,12 +85,13 @@ def describe(message: Message) -> DeadLetter:
     headers = dict(message.headers or {})
     reason, source = _reason(headers)
     found = replayable(message)
+    _, _, correlation_id = _unpack(message)
     body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
     return DeadLetter(
         reason=reason,
         source_queue=source,
-        correlation_id=found.correlation_id if found else message.properties.get("correlation_id"),
-        request_id=str(found.request["id"]) if found and "id" in found.request else None,
+        correlation_id=correlation_id,
+        request_id=str(found.request["id"]) if found else None,
         body=body[:2000],
     )
 

@@ -53,6 +53,7 @@ class WorkerSettings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "hypatos:"
     result_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
+    claim_lease_s: float = Field(default=30.0, gt=0)
     retry_max_attempts: int = Field(default=12, ge=1)
     retry_max_elapsed_s: float = Field(default=1800.0, gt=0)
     retry_max_delay_s: float = Field(default=300.0, gt=0)
