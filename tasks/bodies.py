@@ -551,8 +551,8 @@ class Company(SpecModel):
     customFields: CustomFields = None
 
 
-class CostCenter(SpecModel):
-    """spec ``costCenter`` (insertCostCenter)."""
+class _CodedRecord(SpecModel):
+    """The shape the spec's ``costCenter`` and ``glAccount`` share, field for field."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -563,6 +563,10 @@ class CostCenter(SpecModel):
     category: LanguagedTextWithValue = None
     label: list[LanguagedText] = None
     shortLabel: list[LanguagedText] = None
+
+
+class CostCenter(_CodedRecord):
+    """spec ``costCenter`` (insertCostCenter)."""
 
 
 class Customer(SpecModel):
@@ -586,18 +590,8 @@ class Customer(SpecModel):
     customFields: CustomFields = None
 
 
-class GlAccount(SpecModel):
+class GlAccount(_CodedRecord):
     """spec ``glAccount`` (insertGLAccount)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    externalId: NoSpaces
-    code: Trimmed
-    companyAssignment: list[str] = None
-    type: LanguagedTextWithValue = None
-    category: LanguagedTextWithValue = None
-    label: list[LanguagedText] = None
-    shortLabel: list[LanguagedText] = None
 
 
 class Document(SpecModel):

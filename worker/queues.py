@@ -25,28 +25,29 @@ def queue_arguments(settings: WorkerSettings, *, dead_letter: bool) -> dict[str,
     return arguments
 
 
-def request_queue(settings: WorkerSettings) -> Queue:
-    """Where callers publish requests (default exchange, routing key = queue name)."""
+def _plain_queue(name: str, settings: WorkerSettings, *, dead_letter: bool) -> Queue:
+    """A durable queue reached through the default exchange (routing key = queue name)."""
     return Queue(
-        settings.request_queue, routing_key=settings.request_queue, durable=True,
-        queue_arguments=queue_arguments(settings, dead_letter=True),
-    )  # fmt: skip
+        name,
+        routing_key=name,
+        durable=True,
+        queue_arguments=queue_arguments(settings, dead_letter=dead_letter),
+    )
+
+
+def request_queue(settings: WorkerSettings) -> Queue:
+    """Where callers publish requests."""
+    return _plain_queue(settings.request_queue, settings, dead_letter=True)
 
 
 def result_queue(settings: WorkerSettings) -> Queue:
     """Where results go when a request names no ``reply_to``."""
-    return Queue(
-        settings.result_queue, routing_key=settings.result_queue, durable=True,
-        queue_arguments=queue_arguments(settings, dead_letter=False),
-    )  # fmt: skip
+    return _plain_queue(settings.result_queue, settings, dead_letter=False)
 
 
 def dead_letter_queue(settings: WorkerSettings) -> Queue:
     """Where messages that cannot be processed are kept for inspection and replay."""
-    return Queue(
-        settings.dead_letter_queue, routing_key=settings.dead_letter_queue, durable=True,
-        queue_arguments=queue_arguments(settings, dead_letter=False),
-    )  # fmt: skip
+    return _plain_queue(settings.dead_letter_queue, settings, dead_letter=False)
 
 
 def task_queue(settings: WorkerSettings) -> Queue:

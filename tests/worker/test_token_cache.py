@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
-import os
 import socket
 import time
 import uuid
@@ -26,38 +25,9 @@ from structlog.testing import capture_logs
 from worker.logging import REDACTED, secrets
 from worker.token_cache import SharedToken, SharedTokenCache
 
-REDIS_URL = os.environ.get("HYPATOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 KEY = "0f" * 32  # stands in for a connection's token_key (a SHA-256 hex digest)
 
 T = TypeVar("T")
-
-
-def _redis_problem(url: str) -> str | None:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        return str(exc)
-    finally:
-        client.close()
-    return None
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    """The Redis URL, or a skip (a failure under CI) saying how to start one."""
-    problem = _redis_problem(REDIS_URL)
-    if problem:
-        message = (
-            f"Redis is not reachable at {REDIS_URL} ({problem}); start one with "
-            "`redis-server --daemonize yes` or `docker compose up -d redis`, "
-            "or point HYPATOS_TEST_REDIS_URL at one"
-        )
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return REDIS_URL
 
 
 @pytest.fixture
