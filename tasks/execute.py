@@ -1,8 +1,9 @@
-"""Runs one request from message to `Result`: replay, parse, look up, validate, call, store.
+"""Runs one request from message to `Result`: parse, claim the id, replay or look up, validate, call, store.
 
 Each step raises a `HypatosWorkerError` with a stable code when it cannot go on; `process` turns the
-outcome into exactly one `Result`, or raises `Deferral` when a transient failure should be retried
-later from the broker.  Nothing here touches the broker.
+outcome into exactly one `Result`, or raises `Deferral` when a transient failure (or another running
+attempt of the same id) means it should be tried again later from the broker.  Nothing here touches
+the broker.
 """
 
 from __future__ import annotations
