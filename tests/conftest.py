@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.amqp import AmqpTestClient, broker_problem
+from tests.support.ci import unavailable
 from tests.support.processes import WorkerFleet
 
 BROKER_URL = os.environ.get("HYPATOS_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("HYPATOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +31,7 @@ def broker_url() -> str:
             "`rabbitmq-server -detached` or `docker compose up -d rabbitmq`, "
             "or point HYPATOS_TEST_BROKER_URL at one"
         )
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message)
     return BROKER_URL
 
 
@@ -49,9 +47,7 @@ def redis_url() -> str:
             f"Redis is not reachable at {REDIS_URL} ({exc}); start one with `redis-server --daemonize yes` "
             "or `docker compose up -d redis`, or point HYPATOS_TEST_REDIS_URL at one"
         )
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message)
     return REDIS_URL
 
 

@@ -6,19 +6,14 @@ without it that part skips, except under CI=true, where it fails.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tasks.bodies import BODY_MODELS, TEXT_CHECKS, body_problems
 from tasks.catalog import CATALOG, BodyKind
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "hypatos" / "openapi-2.15.0.yaml"
+from tests.emulator.vendor_spec import load_raw_spec
 
 HEX_ID = "63cac12c37bb02accb396cae"
 JSON_OPERATIONS = sorted(o.name for o in CATALOG.values() if o.body is BodyKind.JSON)
@@ -396,22 +391,10 @@ def test_pattern_enum_and_format_messages_are_readable() -> None:
 # --- the models against the vendor spec --------------------------------------------------------
 
 
-def _spec_path() -> Path:
-    override = os.environ.get("HYPATOS_OPENAPI_SPEC")
-    return Path(override) if override else DEFAULT_SPEC
-
-
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    """The vendor spec; missing: a failure under CI=true, else a skip saying where it was looked for."""
-    path = _spec_path()
-    if not path.is_file():
-        reason = f"vendor OpenAPI spec not found at {path} (set HYPATOS_OPENAPI_SPEC to its location)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    """The vendor spec (missing: a failure under CI=true, else a skip saying where it was looked for)."""
+    return load_raw_spec()
 
 
 def _pointer(document: dict[str, Any], ref: str) -> dict[str, Any]:
