@@ -30,6 +30,7 @@ from tests.support.delivery import (
     wait_for_exit,
     wait_until,
 )
+from tests.support.metrics import free_port, total
 from tests.support.processes import WorkerFleet
 
 pytestmark = pytest.mark.integration
@@ -53,13 +54,24 @@ def test_given_a_batch_of_1000_when_a_worker_is_killed_then_every_id_gets_a_resu
             requests.append(get_document(request_id, documents[index % len(documents)]["id"]))
     creations = {r["id"]: r for r in requests if r["operation"] == "processFileIntoDocument"}
     emulator.set_faults(latency_ms=100, jitter_ms=20)
-    fleet.start(2, **redis_env)
-
-    # When: the batch is published and, with a quarter of the results in, worker 0 is killed with
-    # SIGKILL (and a replacement started)
+    fleet.declare_queues()
     publish_all(amqp, queue_names["HYPATOS_REQUEST_QUEUE"], requests)
     results = Results(amqp, queue_names["HYPATOS_RESULT_QUEUE"])
-    assert results.until(lambda r: len(r.by_id) >= 250, timeout_s=120), fleet.logs()[-3000:]
+
+    # When: two workers take the waiting batch and, while worker 0 is executing requests (its own
+    # metrics say so), it is killed with SIGKILL (and a replacement started)
+    metrics_port = free_port()
+    fleet.start(1, wait=False, HYPATOS_METRICS_PORT=str(metrics_port), **redis_env)
+    fleet.start(1, **redis_env)
+    wait_until(
+        lambda: (
+            total(metrics_port, "hypatos_api_attempts_total") >= 20
+            and total(metrics_port, "hypatos_requests_in_flight") >= 8
+        ),
+        timeout_s=120,
+        interval_s=0.02,
+        what="worker 0 calling the API with requests in flight",
+    )
     fleet.kill(0, signal.SIGKILL)
     fleet.processes[0].wait(timeout=10)
     fleet.start(1, wait=False, **redis_env)

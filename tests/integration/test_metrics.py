@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-import socket
-import time
-import urllib.request
 from typing import Any
 
 import pytest
 
 from tests.support.amqp import AmqpTestClient
+from tests.support.metrics import free_port, scrape
 from tests.support.processes import WorkerFleet
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _scrape(port: int) -> str:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_given_a_metrics_port_then_requests_tokens_and_failures_are_counted(
     fleet: WorkerFleet, amqp: AmqpTestClient, emulator: Any, queue_names: dict[str, str]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     document = emulator.seed_documents(1)[0]
     fleet.start(1, HYPATOS_METRICS_PORT=str(port))
     queue = queue_names["HYPATOS_REQUEST_QUEUE"]
@@ -46,7 +26,7 @@ def test_given_a_metrics_port_then_requests_tokens_and_failures_are_counted(
     amqp.publish(queue, {"id": "bad", "connection": "main", "operation": "noSuchThing"})
     amqp.publish(queue, b"not json", raw=True)
     assert len(amqp.collect(queue_names["HYPATOS_RESULT_QUEUE"], 4, timeout_s=30)) == 4
-    text = _scrape(port)
+    text = scrape(port)
     assert 'hypatos_requests_total{error_code="",operation="documentsGetById",status="succeeded"} 3.0' in text
     assert (
         'hypatos_requests_total{error_code="unknown_operation",operation="unknown",status="failed"} 1.0'

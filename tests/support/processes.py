@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kombu import Connection
+
 from tests.support.amqp import AmqpTestClient
+from worker.queues import public_queues
+from worker.settings import WorkerSettings
 
 
 class WorkerFleet:
@@ -36,6 +40,15 @@ class WorkerFleet:
         if wait:
             self.amqp.wait_for_consumers(self.env["HYPATOS_REQUEST_QUEUE"], len(self.processes))
             self.amqp.wait_for_consumers(self.env["HYPATOS_TASK_QUEUE"], len(self.processes))
+
+    def declare_queues(self) -> None:
+        """Declare the public queues as a worker does at start, so a batch can wait for the workers."""
+        settings = WorkerSettings(
+            **{key.removeprefix("HYPATOS_").lower(): value for key, value in self.env.items()}
+        )
+        with Connection(settings.broker_url) as connection:
+            for queue in public_queues(settings):
+                queue.bind(connection.default_channel).declare()
 
     def logs(self) -> str:
         """Everything the workers wrote so far."""

@@ -18,12 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.metrics import free_port
 
 
 def _port_answers(port: int) -> bool:
