@@ -8,7 +8,8 @@ The models are written by hand from the spec's request schemas, one class per sc
 worker never needs the spec at run time; ``tests/tasks/test_bodies.py`` compares them with the spec.
 Conventions, following the spec:
 
-* ``extra="allow"`` everywhere: no request schema sets ``additionalProperties: false``.
+* ``extra="allow"`` everywhere (set once, on `SpecModel`): no request schema sets
+  ``additionalProperties: false``, so a property the API gains later still reaches it.
 * Validation is strict: JSON types are not coerced (``"true"`` is not a boolean, ``"1"`` not a number),
   because the body is sent on unchanged and the API would see the original value.
 * An optional property is declared ``name: T = None``: it may be left out, but an explicit ``null``
@@ -207,9 +208,10 @@ def _validate_with(data: Any, handler: Callable[[Any], Any], messages: list[str]
 
 
 class SpecModel(BaseModel):
-    """Base of every body model: strict JSON types, plus whole-object rules reported with field errors."""
+    """Base of every body model: strict JSON types, unknown properties kept, and whole-object rules
+    reported with field errors."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="allow")
 
     @classmethod
     def object_errors(cls, data: dict[str, Any]) -> list[str]:
@@ -280,16 +282,12 @@ class DocumentsUpdateExternalDataRequest(RootModel[dict[str, FlatValue]]):
 class DocumentsUpdateTransferRequest(SpecModel):
     """spec ``DocumentsUpdateTransferRequest``: the integration's report after pushing a document on."""
 
-    model_config = ConfigDict(extra="allow")
-
     successful: bool
     message: str = None
 
 
 class ProcessFileRequest(SpecModel):
     """spec ``ProcessFileRequest``: turn an uploaded file into a document in a project."""
-
-    model_config = ConfigDict(extra="allow")
 
     fileId: str
     projectId: str
@@ -303,8 +301,6 @@ class ProcessFileRequest(SpecModel):
 class ProjectOCRAbbyy(SpecModel):
     """spec ``ProjectOCRAbbyy``."""
 
-    model_config = ConfigDict(extra="allow")
-
     engine: Literal["abbyy"]
     features: list[Literal["barcodes"]]
     languages: Annotated[list[AbbyyLanguage], Field(min_length=1, max_length=5)]
@@ -313,8 +309,6 @@ class ProjectOCRAbbyy(SpecModel):
 class ProjectOCRGoogle(SpecModel):
     """spec ``ProjectOCRGoogle``."""
 
-    model_config = ConfigDict(extra="allow")
-
     engine: Literal["google"]
     features: list[Literal["barcodes", "disableBoxFilter", "plainText"]]
 
@@ -322,15 +316,11 @@ class ProjectOCRGoogle(SpecModel):
 class ProjectAllMembers(SpecModel):
     """spec ``ProjectAllMembers``; `allow` is the discriminator, so it must be present."""
 
-    model_config = ConfigDict(extra="allow")
-
     allow: Literal["all"]
 
 
 class ProjectMembers(SpecModel):
     """spec ``ProjectMembers``; `allow` is the discriminator, so it must be present."""
-
-    model_config = ConfigDict(extra="allow")
 
     allow: Literal["members"]
     members: list[str] = None
@@ -338,8 +328,6 @@ class ProjectMembers(SpecModel):
 
 class SchemaDataPoint(SpecModel):
     """spec ``Schema.dataPoints[]`` (an inline object)."""
-
-    model_config = ConfigDict(extra="allow")
 
     internalName: str = None
     displayName: str = None
@@ -351,15 +339,11 @@ class SchemaDataPoint(SpecModel):
 class SchemaFeatures(SpecModel):
     """spec ``Schema.features`` (an inline object)."""
 
-    model_config = ConfigDict(extra="allow")
-
     derivation: bool = None
 
 
 class ProjectSchema(SpecModel):
     """spec ``Schema``: a project's data-point schema, given when creating a project."""
-
-    model_config = ConfigDict(extra="allow")
 
     version: int = None
     dataPoints: list[SchemaDataPoint] = None
@@ -371,8 +355,6 @@ class ProjectSchema(SpecModel):
 
 class ProjectCreateRequest(SpecModel):
     """spec ``ProjectCreateRequest``."""
-
-    model_config = ConfigDict(extra="allow")
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
     note: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = None
@@ -390,16 +372,12 @@ class ProjectCreateRequest(SpecModel):
 class LanguagedText(SpecModel):
     """spec ``languagedText``."""
 
-    model_config = ConfigDict(extra="allow")
-
     text: str = None
     language: LanguageCode | None = None
 
 
 class LanguagedTextWithValue(SpecModel):
     """spec ``languagedTextWithValue``."""
-
-    model_config = ConfigDict(extra="allow")
 
     value: str = None
     labels: list[LanguagedText] = None
@@ -408,16 +386,12 @@ class LanguagedTextWithValue(SpecModel):
 class PaymentTerms(SpecModel):
     """spec ``paymentTerms``."""
 
-    model_config = ConfigDict(extra="allow")
-
     paymentTermKey: str = None
     descriptions: list[LanguagedText] = None
 
 
 class AccountAssignment(SpecModel):
     """spec ``accountAssignment``."""
-
-    model_config = ConfigDict(extra="allow")
 
     externalGlAccountId: str = None
     externalCostCenterId: str = None
@@ -431,16 +405,12 @@ class AccountAssignment(SpecModel):
 class TaxCode(SpecModel):
     """spec ``taxCode``."""
 
-    model_config = ConfigDict(extra="allow")
-
     description: str = None
     code: str = None
 
 
 class VatId(SpecModel):
     """spec ``vatId``."""
-
-    model_config = ConfigDict(extra="allow")
 
     id: str = None
     countryCode: CountryCode | None = None
@@ -449,16 +419,12 @@ class VatId(SpecModel):
 class TaxId(SpecModel):
     """spec ``taxId``."""
 
-    model_config = ConfigDict(extra="allow")
-
     id: str = None
     type: str = None
 
 
 class BankAccount(SpecModel):
     """spec ``bankAccount``."""
-
-    model_config = ConfigDict(extra="allow")
 
     externalId: NoSpaces
     countryCode: CountryCode | None = None
@@ -476,8 +442,6 @@ class BankAccount(SpecModel):
 class DefaultAccountAssignment(SpecModel):
     """spec ``defaultAssignments.defaultAccountAssignment`` (an inline object)."""
 
-    model_config = ConfigDict(extra="allow")
-
     glAccountCode: str = None
     costCenterCode: str = None
     externalApproverId: str = None
@@ -488,15 +452,11 @@ class DefaultAccountAssignment(SpecModel):
 class DefaultAssignments(SpecModel):
     """spec ``defaultAssignments``: the part suppliers and subsidiaries share (``allOf``)."""
 
-    model_config = ConfigDict(extra="allow")
-
     defaultAccountAssignment: DefaultAccountAssignment = None
 
 
 class WithholdingTaxInfo(SpecModel):
     """spec ``withholdingTaxInfo``."""
-
-    model_config = ConfigDict(extra="allow")
 
     description: str = None
     key: str = None
@@ -504,8 +464,6 @@ class WithholdingTaxInfo(SpecModel):
 
 class Subsidiary(DefaultAssignments):
     """spec ``subsidiary`` (``allOf`` defaultAssignments and its own properties)."""
-
-    model_config = ConfigDict(extra="allow")
 
     externalCompanyId: str = None
     paymentTerms: PaymentTerms = None
@@ -522,8 +480,6 @@ class Subsidiary(DefaultAssignments):
 class Approver(SpecModel):
     """spec ``approver`` (insertApprover)."""
 
-    model_config = ConfigDict(extra="allow")
-
     externalId: NoSpaces
     companyAssignment: list[str] = None
     isActive: bool = None
@@ -535,8 +491,6 @@ class Approver(SpecModel):
 
 class Company(SpecModel):
     """spec ``company`` (insertCompany)."""
-
-    model_config = ConfigDict(extra="allow")
 
     externalId: NoSpaces
     name: NotBlank
@@ -554,8 +508,6 @@ class Company(SpecModel):
 class _CodedRecord(SpecModel):
     """The shape the spec's ``costCenter`` and ``glAccount`` share, field for field."""
 
-    model_config = ConfigDict(extra="allow")
-
     externalId: NoSpaces
     code: Trimmed
     companyAssignment: list[str] = None
@@ -571,8 +523,6 @@ class CostCenter(_CodedRecord):
 
 class Customer(SpecModel):
     """spec ``customer`` (insertCustomer)."""
-
-    model_config = ConfigDict(extra="allow")
 
     externalId: NoSpaces
     name: NotBlank
@@ -597,16 +547,12 @@ class GlAccount(_CodedRecord):
 class Document(SpecModel):
     """spec ``document``: a reference from an invoice to a document in Hypatos Studio."""
 
-    model_config = ConfigDict(extra="allow")
-
     id: HexId
     type: NoSpaces = None
 
 
 class InvoiceLine(SpecModel):
     """spec ``invoiceLine`` (no property is required; ``externalId`` identifies the line)."""
-
-    model_config = ConfigDict(extra="allow")
 
     externalId: NoSpaces = None
     externalCompanyId: str = None
@@ -630,8 +576,6 @@ class InvoiceLine(SpecModel):
 class WithholdingTax(SpecModel):
     """spec ``withholdingTax``."""
 
-    model_config = ConfigDict(extra="allow")
-
     key: str = None
     baseAmount: float = None
     amount: float = None
@@ -640,8 +584,6 @@ class WithholdingTax(SpecModel):
 
 class Invoice(SpecModel):
     """spec ``invoice`` (insertInvoice); its description also asks for documentId or documents."""
-
-    model_config = ConfigDict(extra="allow")
 
     externalId: NoSpaces
     documentId: HexId = None
@@ -682,8 +624,6 @@ class Invoice(SpecModel):
 class Material(SpecModel):
     """spec ``purchaseOrderLine.material`` (an inline object)."""
 
-    model_config = ConfigDict(extra="allow")
-
     description: str = None
     externalId: NoSpaces = None
     supplierNumber: str = None
@@ -693,8 +633,6 @@ class Material(SpecModel):
 
 class PurchaseOrderLine(SpecModel):
     """spec ``purchaseOrderLine``."""
-
-    model_config = ConfigDict(extra="allow")
 
     purchaseOrderLineNumber: str
     externalCompanyId: str = None
@@ -715,8 +653,6 @@ class PurchaseOrderLine(SpecModel):
 
 class PurchaseOrder(SpecModel):
     """spec ``purchaseOrder`` (insertPurchaseOrder)."""
-
-    model_config = ConfigDict(extra="allow")
 
     externalId: NoSpaces
     createdDate: IsoDate = None
@@ -739,8 +675,6 @@ class PurchaseOrder(SpecModel):
 
 class Supplier(DefaultAssignments):
     """spec ``supplier`` (insertSupplier; ``allOf`` defaultAssignments and its own properties)."""
-
-    model_config = ConfigDict(extra="allow")
 
     externalId: NoSpaces
     name: NotBlank
