@@ -174,7 +174,7 @@ def test_given_a_creating_request_delivered_twice_at_once_then_it_is_executed_on
     assert_identical_duplicates(results)
 
 
-def in_flight_calls(emulator) -> int:
+def calls_received(emulator) -> int:
     """API calls the emulator has received so far (counted on arrival, before its latency)."""
     return api_calls(emulator.counters())
 
@@ -189,7 +189,7 @@ def test_given_requests_in_flight_when_sigterm_then_they_complete_and_a_second_w
     fleet.start(1, concurrency=4, HYPATOS_SHUTDOWN_TIMEOUT_S="20")
     requests = [get_document(f"term-{i}", documents[i % 5]["id"]) for i in range(20)]
     publish_all(amqp, queue_names["HYPATOS_REQUEST_QUEUE"], requests)
-    wait_until(lambda: in_flight_calls(emulator) >= 4, timeout_s=30, what="4 calls in flight")
+    wait_until(lambda: calls_received(emulator) >= 4, timeout_s=30, what="4 calls in flight")
 
     # When: the worker gets SIGTERM while its 4 calls are in flight
     signalled = time.monotonic()
@@ -204,7 +204,7 @@ def test_given_requests_in_flight_when_sigterm_then_they_complete_and_a_second_w
     assert exited_after_s < 20
     assert len(results.by_id) == 4, fleet.logs()[-3000:]
     assert all(results.first(key)["status"] == "succeeded" for key in results.by_id)
-    assert in_flight_calls(emulator) == 4
+    assert calls_received(emulator) == 4
     # And: a second worker processes the other 16; each request ran exactly once
     emulator.set_faults(latency_ms=0)
     fleet.start(1, wait=False)
@@ -212,7 +212,7 @@ def test_given_requests_in_flight_when_sigterm_then_they_complete_and_a_second_w
     assert not missing, fleet.logs()[-3000:]
     assert results.duplicates() == {}
     assert all(results.first(key)["status"] == "succeeded" for key in results.by_id)
-    assert in_flight_calls(emulator) == 20
+    assert calls_received(emulator) == 20
 
 
 @pytest.mark.timeout(120)
@@ -225,7 +225,7 @@ def test_given_calls_longer_than_the_shutdown_timeout_when_sigterm_then_it_exits
     fleet.start(1, concurrency=4, HYPATOS_SHUTDOWN_TIMEOUT_S="2")
     requests = [get_document(f"slow-{i}", documents[i]["id"]) for i in range(4)]
     publish_all(amqp, queue_names["HYPATOS_REQUEST_QUEUE"], requests)
-    wait_until(lambda: in_flight_calls(emulator) >= 4, timeout_s=30, what="4 calls in flight")
+    wait_until(lambda: calls_received(emulator) >= 4, timeout_s=30, what="4 calls in flight")
 
     # When: the worker gets SIGTERM
     signalled = time.monotonic()
