@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from worker.messages import Result
+from worker.redis_scripts import EXTEND_IF_OWNER
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -125,14 +126,6 @@ class MemoryResultStore:
         return None
 
 
-#: Extend the lease only if this owner still holds it.
-_RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
 #: Drop the lease (and, unless told to keep it, the started marker) only if this owner holds it.
 _FINISH_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -151,7 +144,7 @@ class RedisResultStore:
         self._redis = client
         self._ttl_ms = int(ttl_s * 1000)
         self._prefix = prefix
-        self._renew = client.register_script(_RENEW_LUA)
+        self._renew = client.register_script(EXTEND_IF_OWNER)
         self._finish = client.register_script(_FINISH_LUA)
 
     @classmethod

@@ -47,6 +47,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from worker.logging import secrets
+from worker.redis_scripts import DELETE_IF_OWNER, EXTEND_IF_OWNER
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
@@ -56,22 +57,6 @@ log = structlog.get_logger(__name__)
 #: Socket timeouts for clients made by `SharedTokenCache.from_url`: a cache that cannot answer within
 #: this is treated as unavailable, and the caller fetches for itself.
 DEFAULT_SOCKET_TIMEOUT_S = 2.0
-
-# Delete the lock only if this process still owns it: after a TTL expiry another process may hold it.
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# Extend the lock only if this process still owns it.
-_EXTEND_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
 
 # Delete the token only if it is still the refused one: a 401 for an old token must not drop a newer one.
 _INVALIDATE_LUA = """
@@ -189,8 +174,8 @@ class SharedTokenCache:
         self._wait_s = lock_ttl_s * 2
         self._clock = clock
         self._sleep = sleep
-        self._release_script: AsyncScript = redis_client.register_script(_RELEASE_LUA)
-        self._extend_script: AsyncScript = redis_client.register_script(_EXTEND_LUA)
+        self._release_script: AsyncScript = redis_client.register_script(DELETE_IF_OWNER)
+        self._extend_script: AsyncScript = redis_client.register_script(EXTEND_IF_OWNER)
         self._invalidate_script: AsyncScript = redis_client.register_script(_INVALIDATE_LUA)
 
     @classmethod
