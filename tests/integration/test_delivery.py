@@ -108,8 +108,12 @@ def test_given_a_batch_of_1000_when_a_worker_is_killed_then_every_id_gets_a_resu
     assert wrong == {}
     # And: the surviving workers still run
     assert alive(fleet) == [1, 2]
-    # And: the kill really interrupted calls in flight (they were made again), or the test proved nothing
-    assert api_calls(emulator.counters()) > len(requests)
+    # And: the kill really interrupted requests, or the test proved nothing. An interrupted request is
+    # redone in one of two ways: its call is made again (the kill came before its result was stored),
+    # or its stored result is published again (the kill came after, while it waited for its publish
+    # confirm or its acknowledgement; under a loaded broker that is where most requests wait)
+    calls_made_again = api_calls(emulator.counters()) - len(requests)
+    assert calls_made_again > 0 or results.replayed(), (calls_made_again, results.duplicates())
 
 
 @pytest.mark.timeout(120)

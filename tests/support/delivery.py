@@ -99,6 +99,14 @@ class Results:
         """The first result received for `request_id`."""
         return self.by_id[request_id][0][1]
 
+    def replayed(self) -> set[str]:
+        """Ids that got a stored result published again (header ``x-hypatos-replayed``)."""
+        return {
+            key
+            for key, found in self.by_id.items()
+            if any((properties.headers or {}).get("x-hypatos-replayed") for properties, _ in found)
+        }
+
     def duplicates(self) -> dict[str, int]:
         """Ids that got more than one result, with how many."""
         return {key: len(found) for key, found in self.by_id.items() if len(found) > 1}
