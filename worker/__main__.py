@@ -1,5 +1,5 @@
 """``python -m worker`` is ``hypatos-worker``."""
 
-from worker.cli import main
+from worker.tools.cli import main
 
 main()

@@ -2,8 +2,9 @@
 
 It starts the Hypatos emulator (as a separate process, through its own command), writes a
 connections file for it, starts a worker and sends a small batch of sample requests through the
-public AMQP contract (`worker.api`), printing each result.  With RabbitMQ reachable it uses it and a
-real worker process; without one it runs the worker in this process on kombu's in-memory transport.
+public AMQP contract (`worker.tools.queue_client`), printing each result.  With RabbitMQ reachable
+it uses it and a real worker process; without one it runs the worker in this process on kombu's
+in-memory transport.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def _sample_requests(document_ids: list[str]) -> list[dict[str, Any]]:
 
 def run_demo(*, count: int, broker_url: str | None, as_json: bool = False) -> int:
     """Run the demo; returns the process exit code (0 when every result is as expected)."""
-    from worker.api import HypatosQueueClient
+    from worker.tools.queue_client import HypatosQueueClient
 
     broker = choose_broker(broker_url)
     click.echo(f"broker: {'embedded (in-memory)' if broker == EMBEDDED_BROKER else broker}", err=True)

@@ -2,7 +2,7 @@
 
 It speaks the same plain-AMQP contract as any other client (README, "Message contract")::
 
-    from worker.api import HypatosQueueClient
+    from worker.tools.queue_client import HypatosQueueClient
 
     with HypatosQueueClient("amqp://guest:guest@rabbit:5672//") as client:
         client.submit({"id": "r1", "connection": "acme", "operation": "documentsGetById",

@@ -69,7 +69,7 @@ def run(concurrency: int | None, loglevel: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def test_connection(names: tuple[str, ...], test_all: bool, as_json: bool) -> None:
     """Check connections step by step; exit code 0 only when every one tested is usable."""
-    from worker.diagnose_cli import run_test_connections
+    from worker.tools.diagnose_cli import run_test_connections
 
     settings = load_settings()
     configure_logging("WARNING", settings.log_format)
@@ -89,7 +89,7 @@ def dead_letters() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def dead_letters_list(limit: int, as_json: bool) -> None:
     """Show dead messages without removing them."""
-    from worker.dead_letters import list_dead
+    from worker.tools.dead_letters import list_dead
 
     found = list_dead(load_settings(), limit)
     if as_json:
@@ -105,7 +105,7 @@ def dead_letters_list(limit: int, as_json: bool) -> None:
 @click.option("--id", "request_id", help="Replay only the request with this id.")
 def dead_letters_replay(limit: int, request_id: str | None) -> None:
     """Publish dead requests to the request queue again (those that hold a request)."""
-    from worker.dead_letters import replay_dead
+    from worker.tools.dead_letters import replay_dead
 
     replayed, kept = replay_dead(load_settings(), limit, request_id)
     click.echo(f"{replayed} replayed, {kept} left in the dead-letter queue")
@@ -115,7 +115,7 @@ def dead_letters_replay(limit: int, request_id: str | None) -> None:
 @click.confirmation_option(prompt="Delete every message in the dead-letter queue?")
 def dead_letters_purge() -> None:
     """Delete every message of the dead-letter queue."""
-    from worker.dead_letters import purge_dead
+    from worker.tools.dead_letters import purge_dead
 
     click.echo(f"{purge_dead(load_settings())} message(s) deleted")
 
@@ -158,6 +158,6 @@ def broker_definitions() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print each result as its full JSON message.")
 def demo(count: int, broker_url: str | None, as_json: bool) -> None:
     """Start the emulator and a worker, send sample requests and print their results."""
-    from worker.demo import run_demo
+    from worker.tools.demo import run_demo
 
     sys.exit(run_demo(count=count, broker_url=broker_url, as_json=as_json))
