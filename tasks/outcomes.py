@@ -1,4 +1,4 @@
-"""The small values passed between the task, the executor and the operations."""
+"""The small values passed between the request handler, the executor and the operations."""
 
 from __future__ import annotations
 
@@ -10,19 +10,11 @@ from worker.transport import ApiResponse
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """What earlier deliveries of this request used up; carried in the task message."""
-
-    first_received_at: float
-    attempts_before: int = 0
-    deferrals: int = 0
-
-
-@dataclass(frozen=True)
 class Processed:
-    """The result to publish; `replayed` when it was stored by an earlier delivery."""
+    """The result to publish, its serialized body, and whether an earlier delivery stored it."""
 
     result: Result
+    body: bytes
     replayed: bool = False
 
 

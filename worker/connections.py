@@ -8,6 +8,7 @@ The file is named by ``HYPATOS_CONNECTIONS_FILE`` and holds one table per connec
     client_secret_env = "ACME_HYPATOS_SECRET"              # or client_secret / client_secret_file
     scope = "documents.read documents.write"              # optional, space-delimited
     access_token_url = "https://api.cloud.hypatos.ai/v2/auth/token"   # optional, endpoint + /auth/token
+    allowed_users = ["erp-prod"]                           # optional: broker users that may use it
 
 `ConnectionRegistry` re-reads the file (and any secret file) when it changes, so a rotated secret or a
 new account takes effect without a restart, while requests already running keep the `Connection`
@@ -50,6 +51,9 @@ class Connection(BaseModel):
     client_secret: SecretStr
     scope: str | None = None
     access_token_url: str = ""
+    #: Broker users allowed to use this connection (checked against the validated AMQP ``user_id``);
+    #: None lets every producer use it.
+    allowed_users: frozenset[str] | None = None
 
     @field_validator("endpoint_url", "access_token_url")
     @classmethod

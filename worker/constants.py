@@ -11,16 +11,27 @@ REQUEST_QUEUE: Final = "hypatos.requests"
 RESULT_QUEUE: Final = "hypatos.results"
 #: Queue for messages that cannot be processed (undecodable, no id, delivery limit reached).
 DEAD_LETTER_QUEUE: Final = "hypatos.dead"
-#: Internal Celery queue carrying accepted requests to the workers.
+#: Internal Celery queue for the service's own background tasks.
 TASK_QUEUE: Final = "hypatos.tasks"
-
-#: The one Celery task that executes every operation.
-RUN_TASK_NAME: Final = "hypatos.run"
 
 #: Header added to dead-lettered messages: why the message could not be processed.
 DEAD_REASON_HEADER: Final = "x-hypatos-dead-reason"
 #: Header added to dead-lettered messages: the queue the message was taken from.
 DEAD_SOURCE_HEADER: Final = "x-hypatos-source-queue"
+
+#: Result headers: the request's id, the result's status, and whether it is a stored result sent again.
+REQUEST_ID_HEADER: Final = "x-hypatos-request-id"
+STATUS_HEADER: Final = "x-hypatos-status"
+REPLAYED_HEADER: Final = "x-hypatos-replayed"
+
+#: W3C trace context, read from a request's headers and copied to its result's headers.
+TRACEPARENT_HEADER: Final = "traceparent"
+
+#: Headers of a request the workers sent back to the broker to be retried later (`worker.envelope`).
+FIRST_RECEIVED_HEADER: Final = "x-hypatos-first-received-at"
+ATTEMPTS_HEADER: Final = "x-hypatos-attempts"
+DEFERRALS_HEADER: Final = "x-hypatos-deferrals"
+PRODUCER_HEADER: Final = "x-hypatos-producer"
 
 #: The Hypatos servers a connection may use (the Boomi connection page lists exactly these).
 HYPATOS_SERVERS: Final = (

@@ -1,10 +1,10 @@
-"""An attempt's hold on its request id, renewed in the background for as long as it runs.
+"""An attempt's hold on its request, renewed in the background for as long as it runs.
 
-`attempt_lease` claims the id in the result store (see `worker.result_store.ClaimState`), renews the
-lease every third of its length while the attempt runs, and releases it at the end, keeping the
-"started" marker only when the attempt says it may have created something without knowing.  A worker
-that dies stops renewing; its lease lapses within ``HYPATOS_CLAIM_LEASE_S`` and the next delivery
-takes over.
+`LeaseKeeper.attempt` claims the request in the result store (see `worker.result_store.ClaimState`)
+and releases the lease at the end, keeping the "started" marker only when the attempt says it may
+have created something without knowing.  One renewal task per process renews every lease it holds
+every third of the lease's length (not one task per request).  A worker that dies stops renewing;
+its leases lapse within ``HYPATOS_CLAIM_LEASE_S`` and the next delivery takes over.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from worker.result_store import ClaimState, ResultStore
+import structlog
+
+from worker.result_store import ClaimState, RequestKey, ResultStore
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -25,28 +29,54 @@ class Attempt:
     state: ClaimState
     #: When the first attempt of this request started (unix time).
     started_at: float
+    #: The stored result, when the state is ``STORED``.
+    stored: bytes | None = None
     #: Set when the attempt may have created something without learning the outcome.
     keep_started: bool = False
 
 
-async def _renew_forever(store: ResultStore, request_id: str, owner: str, lease_s: float) -> None:
-    while True:
-        await asyncio.sleep(lease_s / 3)
-        await store.renew(request_id, owner, lease_s)
+class LeaseKeeper:
+    """Claims requests for attempts and keeps their leases alive; one per process."""
 
+    def __init__(self, store: ResultStore, lease_s: float) -> None:
+        self.store = store
+        self.lease_s = lease_s
+        self._held: dict[RequestKey, str] = {}
+        self._renewer: asyncio.Task[None] | None = None
 
-@contextlib.asynccontextmanager
-async def attempt_lease(store: ResultStore, request_id: str, lease_s: float) -> AsyncIterator[Attempt]:
-    """Claim `request_id` for this attempt; a ``HELD`` claim is yielded as is, with nothing to release."""
-    owner = uuid.uuid4().hex
-    state, started_at = await store.claim(request_id, owner, lease_s)
-    attempt = Attempt(state, started_at)
-    if state is ClaimState.HELD:
-        yield attempt
-        return
-    renewer = asyncio.create_task(_renew_forever(store, request_id, owner, lease_s))
-    try:
-        yield attempt
-    finally:
-        renewer.cancel()
-        await store.finish(request_id, owner, keep_started=attempt.keep_started)
+    @contextlib.asynccontextmanager
+    async def attempt(self, key: RequestKey) -> AsyncIterator[Attempt]:
+        """Claim `key` for this attempt; a claim that took no lease is yielded with nothing to release."""
+        owner = uuid.uuid4().hex
+        claim = await self.store.claim(key, owner, self.lease_s)
+        attempt = Attempt(claim.state, claim.started_at, claim.stored)
+        if claim.state not in (ClaimState.NEW, ClaimState.RESUMED):
+            yield attempt
+            return
+        self._held[key] = owner
+        self._ensure_renewer()
+        try:
+            yield attempt
+        finally:
+            self._held.pop(key, None)
+            await self.store.finish(key, owner, keep_started=attempt.keep_started)
+
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            for key, owner in list(self._held.items()):
+                try:
+                    await self.store.renew(key, owner, self.lease_s)
+                except Exception:  # one failed renewal must not stop the others
+                    log.exception("lease_renewal_failed")
+
+    async def close(self) -> None:
+        """Stop renewing (the process is ending; its leases lapse)."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer

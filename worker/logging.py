@@ -58,6 +58,11 @@ class SecretRegistry:
 secrets = SecretRegistry()
 
 
+def redact_text(text: str, scope: str | None = None) -> str:
+    """`text` with every known secret replaced (`scope`: the connection whose secrets it may hold)."""
+    return secrets.scrub(text)
+
+
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
         return secrets.scrub(value)

@@ -58,9 +58,9 @@ class Request(BaseModel):
         max_length=MAX_ID_LENGTH,
         description="The caller's idempotency key for this request; copied into the result.",
     )
-    connection: str = Field(min_length=1, description="Name of a configured connection.")
+    connection: str = Field(min_length=1, max_length=128, description="Name of a configured connection.")
     operation: str = Field(
-        min_length=1, description="Operation name from the catalog, e.g. `documentsGetById`."
+        min_length=1, max_length=128, description="Operation name from the catalog, e.g. `documentsGetById`."
     )
     params: dict[str, Any] = Field(
         default_factory=dict,

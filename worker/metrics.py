@@ -34,7 +34,15 @@ TOKEN_REQUESTS = Counter(
     "Token requests sent, by connection and outcome.",
     ["connection", "outcome"],
 )
-DEAD_LETTERED = Counter("hypatos_dead_lettered_total", "Requests set aside by the bridge as unanswerable.")
+DEAD_LETTERED = Counter(
+    "hypatos_dead_lettered_total",
+    "Messages this process put in the dead-letter queue, by reason (undecodable, result_unroutable).",
+    ["reason"],
+)
+RESULTS_UNROUTABLE = Counter(
+    "hypatos_results_unroutable_total", "Results no queue took (their reply_to queue does not exist)."
+)
+CONSUMER_UP = Gauge("hypatos_consumer_up", "1 while this process consumes the request queue, else 0.")
 
 
 def serve_metrics(port: int | None) -> None:

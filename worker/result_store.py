@@ -1,22 +1,30 @@
-"""The idempotency store: final results by request id, and which attempt of a request is running.
+"""The idempotency store: final results by request, and which attempt of a request is running.
 
-A request's ``id`` is its idempotency key.  Once a request has reached Hypatos and has a final result
-(succeeded, or failed for a reason that repeating will not change), the result is stored before it
-is published; a redelivered or resubmitted request with that id gets the stored result published
-again instead of running again.
+A request is known by its `RequestKey`: the connection it names, its ``id`` (the caller's
+idempotency key) and a fingerprint of everything else it asks for (operation, parameters, body,
+file, options).  Entries are scoped by connection, so two connections never see each other's ids.
+
+Once a request has reached Hypatos and has a final result (succeeded, or failed for a reason that
+repeating will not change), the serialized result is stored before it is published; the same request
+coming again (redelivered or resubmitted: same connection, id and fingerprint) gets the stored result
+published again instead of running again.  A *different* request reusing the id gets `CONFLICT` and
+runs nothing.
 
 While a request runs, its attempt holds a *lease* (renewed while it lives, gone soon after its worker
-dies), and a *started* marker records that an attempt began.  So a second delivery of the same id
-can tell three cases apart (`ClaimState`):
+dies), and a *started* marker records that an attempt began (with the fingerprint).  So a delivery of
+a request can tell the cases apart (`ClaimState`):
 
 - ``NEW``: nothing ran before; go ahead.
+- ``STORED``: a final result is stored: publish it again.
 - ``HELD``: another attempt is running right now; wait for it (its result will be replayed).
 - ``RESUMED``: an attempt started earlier and ended without a result (its worker died, or its call
   ended without an answer); an operation that creates something must look for what that attempt
   created before creating again (`tasks.creation`).
+- ``CONFLICT``: the id is taken by a different request on this connection.
 
-Entries expire after ``HYPATOS_RESULT_TTL_S``.  `RedisResultStore` serves a fleet; `MemoryResultStore`
-is the embedded fallback for a single process (quick start, demo) and forgets on restart.
+Entries expire after ``HYPATOS_RESULT_TTL_S``.  `RedisResultStore` serves a fleet (one round trip to
+claim, one to store); `MemoryResultStore` is the embedded fallback for a single process (quick start,
+demo) and forgets on restart.
 """
 
 from __future__ import annotations
@@ -25,46 +33,103 @@ import enum
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
+from urllib.parse import quote
 
 import redis.asyncio as aioredis
 import structlog
 
-from worker.messages import Result
 from worker.redis_scripts import EXTEND_IF_OWNER
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+#: Length of a fingerprint (hex sha256); stored values start with it.
+FINGERPRINT_LENGTH = 64
+
 
 class ClaimState(enum.Enum):
-    """What an attempt found when it claimed its request id."""
+    """What an attempt found when it claimed its request; see the module docstring."""
 
     NEW = "new"
+    STORED = "stored"
     HELD = "held"
     RESUMED = "resumed"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """Which request this is: the connection, the caller's id and the fingerprint of the rest."""
+
+    connection: str
+    id: str
+    fingerprint: str
+
+    @property
+    def scoped_id(self) -> str:
+        """The id within its connection's namespace (the connection name is escaped: it has no ``:``)."""
+        return f"{quote(self.connection, safe='')}:{self.id}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The claim's outcome; `stored` holds the serialized result when the state is ``STORED``."""
+
+    state: ClaimState
+    #: When the first attempt of this request started (unix time).
+    started_at: float
+    stored: bytes | None = None
 
 
 class ResultStore(Protocol):
     """Where final results, leases and started markers live."""
 
-    async def get(self, request_id: str) -> Result | None:
-        """The stored final result for `request_id`, if any."""
+    async def claim(self, key: RequestKey, owner: str, lease_s: float) -> Claim:
+        """Look up the stored result, else take the lease for `owner`; see `ClaimState`."""
 
-    async def put(self, result: Result) -> None:
-        """Store a final result; it supersedes the lease and the started marker."""
-
-    async def claim(self, request_id: str, owner: str, lease_s: float) -> tuple[ClaimState, float]:
-        """Take the lease for `owner`; returns the state and when the first attempt started (unix)."""
-
-    async def renew(self, request_id: str, owner: str, lease_s: float) -> None:
+    async def renew(self, key: RequestKey, owner: str, lease_s: float) -> None:
         """Extend `owner`'s lease (a live attempt calls this periodically)."""
 
-    async def finish(self, request_id: str, owner: str, *, keep_started: bool) -> None:
+    async def put(self, key: RequestKey, result: bytes) -> None:
+        """Store a final serialized result; it supersedes the lease and the started marker."""
+
+    async def finish(self, key: RequestKey, owner: str, *, keep_started: bool) -> None:
         """Drop `owner`'s lease; keep the started marker only if the attempt may have created something."""
 
     async def close(self) -> None:
         """Release connections."""
+
+
+def _split(value: bytes) -> tuple[str, bytes]:
+    return value[:FINGERPRINT_LENGTH].decode("ascii", errors="replace"), value[FINGERPRINT_LENGTH:]
+
+
+def _started_at(marker: bytes | None, default: float) -> float:
+    if not marker:
+        return default
+    try:
+        return float(_split(marker)[1])
+    except ValueError:
+        return default
+
+
+def claim_from(
+    key: RequestKey, stored: bytes | None, marker: bytes | None, *, lease_taken: bool, now: float
+) -> Claim:
+    """Decide the claim from what the store holds (shared by both stores, so they agree)."""
+    if stored is not None:
+        fingerprint, body = _split(stored)
+        if fingerprint != key.fingerprint:
+            return Claim(ClaimState.CONFLICT, now)
+        return Claim(ClaimState.STORED, now, body)
+    started_at = _started_at(marker, now)
+    if marker is not None and _split(marker)[0] != key.fingerprint:
+        return Claim(ClaimState.CONFLICT, started_at)
+    if not lease_taken:
+        return Claim(ClaimState.HELD, started_at)
+    return Claim(ClaimState.RESUMED if marker is not None else ClaimState.NEW, started_at)
 
 
 class MemoryResultStore:
@@ -77,8 +142,8 @@ class MemoryResultStore:
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
-        self._results: OrderedDict[str, tuple[float, str]] = OrderedDict()
-        self._started: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._results: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._started: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._leases: dict[str, tuple[float, str]] = {}
 
     def _expire(self) -> None:
@@ -87,44 +152,55 @@ class MemoryResultStore:
             while table and next(iter(table.values()))[0] <= now:
                 table.popitem(last=False)
 
-    async def get(self, request_id: str) -> Result | None:
+    async def claim(self, key: RequestKey, owner: str, lease_s: float) -> Claim:
         self._expire()
-        entry = self._results.get(request_id)
-        return Result.model_validate_json(entry[1]) if entry else None
+        scoped, now = key.scoped_id, self._clock()
+        stored = self._results.get(scoped)
+        marker = self._started.get(scoped)
+        lease = self._leases.get(scoped)
+        free = stored is None and (lease is None or lease[0] <= now)
+        claim = claim_from(key, stored and stored[1], marker and marker[1], lease_taken=free, now=time.time())
+        if free and claim.state in (ClaimState.NEW, ClaimState.RESUMED):
+            self._leases[scoped] = (now + lease_s, owner)
+            if marker is None:
+                value = key.fingerprint.encode() + repr(claim.started_at).encode()
+                self._started[scoped] = (now + self._ttl_s, value)
+        return claim
 
-    async def put(self, result: Result) -> None:
-        self._results.pop(result.id, None)
-        self._results[result.id] = (self._clock() + self._ttl_s, result.model_dump_json())
-        self._started.pop(result.id, None)
-        self._leases.pop(result.id, None)
-
-    async def claim(self, request_id: str, owner: str, lease_s: float) -> tuple[ClaimState, float]:
-        self._expire()
-        now = self._clock()
-        lease = self._leases.get(request_id)
-        if lease is not None and lease[0] > now:
-            return ClaimState.HELD, self._started.get(request_id, (0.0, time.time()))[1]
-        self._leases[request_id] = (now + lease_s, owner)
-        if request_id in self._started:
-            return ClaimState.RESUMED, self._started[request_id][1]
-        self._started[request_id] = (now + self._ttl_s, time.time())
-        return ClaimState.NEW, self._started[request_id][1]
-
-    async def renew(self, request_id: str, owner: str, lease_s: float) -> None:
-        lease = self._leases.get(request_id)
+    async def renew(self, key: RequestKey, owner: str, lease_s: float) -> None:
+        lease = self._leases.get(key.scoped_id)
         if lease is not None and lease[1] == owner:
-            self._leases[request_id] = (self._clock() + lease_s, owner)
+            self._leases[key.scoped_id] = (self._clock() + lease_s, owner)
 
-    async def finish(self, request_id: str, owner: str, *, keep_started: bool) -> None:
-        lease = self._leases.get(request_id)
+    async def put(self, key: RequestKey, result: bytes) -> None:
+        scoped = key.scoped_id
+        self._results.pop(scoped, None)
+        self._results[scoped] = (self._clock() + self._ttl_s, key.fingerprint.encode() + result)
+        self._started.pop(scoped, None)
+        self._leases.pop(scoped, None)
+
+    async def finish(self, key: RequestKey, owner: str, *, keep_started: bool) -> None:
+        lease = self._leases.get(key.scoped_id)
         if lease is not None and lease[1] == owner:
-            del self._leases[request_id]
+            del self._leases[key.scoped_id]
             if not keep_started:
-                self._started.pop(request_id, None)
+                self._started.pop(key.scoped_id, None)
 
     async def close(self) -> None:
         return None
 
+
+#: Claim in one round trip: the stored result if any; else, unless the started marker belongs to a
+#: different request, take the lease and (when new) write the started marker.
+_CLAIM_LUA = """
+local stored = redis.call('GET', KEYS[1])
+if stored then return {stored, false, 0} end
+local marker = redis.call('GET', KEYS[3])
+if marker and string.sub(marker, 1, 64) ~= ARGV[3] then return {false, marker, 0} end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {false, marker, 0} end
+if not marker then redis.call('SET', KEYS[3], ARGV[3] .. ARGV[4], 'PX', ARGV[5]) end
+return {false, marker, 1}
+"""
 
 #: Drop the lease (and, unless told to keep it, the started marker) only if this owner holds it.
 _FINISH_LUA = """
@@ -138,12 +214,13 @@ return 0
 
 
 class RedisResultStore:
-    """The fleet's store: ``<prefix>result:<id>``, ``<prefix>lease:<id>``, ``<prefix>started:<id>``."""
+    """The fleet's store: ``<prefix>{result,lease,started}:<connection>:<id>``."""
 
     def __init__(self, client: aioredis.Redis, ttl_s: float, prefix: str = "hypatos:") -> None:
         self._redis = client
         self._ttl_ms = int(ttl_s * 1000)
         self._prefix = prefix
+        self._claim = client.register_script(_CLAIM_LUA)
         self._renew = client.register_script(EXTEND_IF_OWNER)
         self._finish = client.register_script(_FINISH_LUA)
 
@@ -153,36 +230,29 @@ class RedisResultStore:
         client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         return cls(client, ttl_s, prefix)
 
-    def _key(self, kind: str, request_id: str) -> str:
-        return f"{self._prefix}{kind}:{request_id}"
+    def _keys(self, key: RequestKey) -> list[str]:
+        scoped = key.scoped_id
+        return [f"{self._prefix}{kind}:{scoped}" for kind in ("result", "lease", "started")]
 
-    async def get(self, request_id: str) -> Result | None:
-        raw = await self._redis.get(self._key("result", request_id))
-        return Result.model_validate_json(raw) if raw else None
+    async def claim(self, key: RequestKey, owner: str, lease_s: float) -> Claim:
+        now = time.time()
+        args = [owner, int(lease_s * 1000), key.fingerprint, repr(now), self._ttl_ms]
+        stored, marker, taken = await self._claim(keys=self._keys(key), args=args)
+        return claim_from(key, stored or None, marker or None, lease_taken=bool(taken), now=now)
 
-    async def put(self, result: Result) -> None:
+    async def renew(self, key: RequestKey, owner: str, lease_s: float) -> None:
+        await self._renew(keys=[self._keys(key)[1]], args=[owner, int(lease_s * 1000)])
+
+    async def put(self, key: RequestKey, result: bytes) -> None:
+        result_key, lease_key, started_key = self._keys(key)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key("result", result.id), result.model_dump_json(), px=self._ttl_ms)
-            pipe.delete(self._key("lease", result.id), self._key("started", result.id))
+            pipe.set(result_key, key.fingerprint.encode() + result, px=self._ttl_ms)
+            pipe.delete(lease_key, started_key)
             await pipe.execute()
 
-    async def claim(self, request_id: str, owner: str, lease_s: float) -> tuple[ClaimState, float]:
-        started_key = self._key("started", request_id)
-        if not await self._redis.set(self._key("lease", request_id), owner, nx=True, px=int(lease_s * 1000)):
-            started = await self._redis.get(started_key)
-            return ClaimState.HELD, float(started or time.time())
-        now = time.time()
-        if await self._redis.set(started_key, repr(now), nx=True, px=self._ttl_ms):
-            return ClaimState.NEW, now
-        started = await self._redis.get(started_key)
-        return ClaimState.RESUMED, float(started or now)
-
-    async def renew(self, request_id: str, owner: str, lease_s: float) -> None:
-        await self._renew(keys=[self._key("lease", request_id)], args=[owner, int(lease_s * 1000)])
-
-    async def finish(self, request_id: str, owner: str, *, keep_started: bool) -> None:
-        keys = [self._key("lease", request_id), self._key("started", request_id)]
-        await self._finish(keys=keys, args=[owner, "1" if keep_started else "0"])
+    async def finish(self, key: RequestKey, owner: str, *, keep_started: bool) -> None:
+        _, lease_key, started_key = self._keys(key)
+        await self._finish(keys=[lease_key, started_key], args=[owner, "1" if keep_started else "0"])
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -207,21 +277,18 @@ class FallibleStoreGuard:
             log.error("result_store_unavailable", action=action, error=type(exc).__name__)
             return fallback
 
-    async def get(self, request_id: str) -> Result | None:
-        return await self._guard("get", lambda: self._store.get(request_id), None)
+    async def claim(self, key: RequestKey, owner: str, lease_s: float) -> Claim:
+        fallback = Claim(ClaimState.NEW, time.time())
+        return await self._guard("claim", lambda: self._store.claim(key, owner, lease_s), fallback)
 
-    async def put(self, result: Result) -> None:
-        await self._guard("put", lambda: self._store.put(result), None)
+    async def renew(self, key: RequestKey, owner: str, lease_s: float) -> None:
+        await self._guard("renew", lambda: self._store.renew(key, owner, lease_s), None)
 
-    async def claim(self, request_id: str, owner: str, lease_s: float) -> tuple[ClaimState, float]:
-        fallback = (ClaimState.NEW, time.time())
-        return await self._guard("claim", lambda: self._store.claim(request_id, owner, lease_s), fallback)
+    async def put(self, key: RequestKey, result: bytes) -> None:
+        await self._guard("put", lambda: self._store.put(key, result), None)
 
-    async def renew(self, request_id: str, owner: str, lease_s: float) -> None:
-        await self._guard("renew", lambda: self._store.renew(request_id, owner, lease_s), None)
-
-    async def finish(self, request_id: str, owner: str, *, keep_started: bool) -> None:
-        call = lambda: self._store.finish(request_id, owner, keep_started=keep_started)  # noqa: E731
+    async def finish(self, key: RequestKey, owner: str, *, keep_started: bool) -> None:
+        call = lambda: self._store.finish(key, owner, keep_started=keep_started)  # noqa: E731
         await self._guard("finish", call, None)
 
     async def close(self) -> None:

@@ -1,68 +1,64 @@
-"""Publishing to the broker with confirms: results, and messages set aside as dead letters.
+"""Turning a `Result` into the bytes that are stored and published, once, safely.
 
-The broker connection is opened with ``confirm_publish``, so `publish_confirmed` returns only once
-RabbitMQ has taken responsibility for the message; callers acknowledge the message they are
-answering only after that, which is what makes the service lose nothing.
+`serialize_result` is the only way a result becomes a message body:
+
+- secrets are removed: any access token, client secret or HTTP Basic encoding of the request's
+  connection that a careless server echoed into an error body is replaced by ``[REDACTED]``;
+- the body is bounded: past ``HYPATOS_MAX_RESULT_BYTES`` the result becomes a failed
+  ``result_too_large`` result instead (the broker would refuse a huge message, or take a worker's
+  memory with it);
+- it never raises: data that cannot be written as JSON (a body nested too deeply, text that is not
+  valid Unicode) becomes a failed ``unexpected_response`` result.
+
+The same bytes are stored for replay and published, so a replayed result is identical to the first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import structlog
 
-from celery import Celery
+from worker.logging import redact_text
+from worker.messages import Result, ResultError
 
-from worker.messages import Result
-
-#: Retry policy for publishing while the broker connection is being re-established.
-PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3.0}
+log = structlog.get_logger(__name__)
 
 
-def publish_confirmed(
-    app: Celery,
-    routing_key: str,
-    body: bytes,
-    *,
-    content_type: str = "application/json",
-    headers: Mapping[str, Any] | None = None,
-    correlation_id: str | None = None,
-) -> None:
-    """Publish a persistent message to the default exchange and wait for the broker's confirm."""
-    properties: dict[str, Any] = {}
-    if correlation_id is not None:
-        properties["correlation_id"] = correlation_id
-    with app.producer_or_acquire() as producer:
-        producer.publish(
-            body,
-            exchange="",
-            routing_key=routing_key,
-            content_type=content_type,
-            content_encoding="utf-8" if content_type.startswith(("application/json", "text/")) else "binary",
-            headers=dict(headers or {}),
-            delivery_mode=2,
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-            **properties,
-        )
-
-
-def publish_result(
-    app: Celery,
-    result: Result,
-    *,
-    result_queue: str,
-    reply_to: str | None,
-    correlation_id: str | None,
-    replayed: bool = False,
-) -> None:
-    """Send `result` to the caller's ``reply_to`` queue, or to the result queue."""
-    headers: dict[str, Any] = {"x-hypatos-request-id": result.id, "x-hypatos-status": result.status}
-    if replayed:
-        headers["x-hypatos-replayed"] = True
-    publish_confirmed(
-        app,
-        reply_to or result_queue,
-        result.model_dump_json().encode(),
-        headers=headers,
-        correlation_id=correlation_id,
+def _replaced(result: Result, code: str, message: str) -> Result:
+    return result.model_copy(
+        update={
+            "status": "failed",
+            "data": None,
+            "error": ResultError(code=code, message=message, retryable=False),
+        }
     )
+
+
+def _dump(result: Result) -> str | None:
+    try:
+        return result.model_dump_json()
+    except (ValueError, RecursionError) as exc:  # pydantic's serialization errors are ValueErrors
+        log.warning("result_not_serializable", error=type(exc).__name__)
+        return None
+
+
+def serialize_result(result: Result, *, scope: str | None, max_bytes: int) -> tuple[Result, bytes]:
+    """The result as it will be published (maybe replaced, see the module docstring) and its bytes."""
+    text = _dump(result)
+    if text is None:
+        result = _replaced(
+            result,
+            "unexpected_response",
+            "Hypatos answered with a body that cannot be relayed as JSON "
+            "(nested too deeply, or not valid Unicode)",
+        )
+        text = result.model_dump_json()
+    body = redact_text(text, scope).encode("utf-8")
+    if len(body) > max_bytes:
+        result = _replaced(
+            result,
+            "result_too_large",
+            f"the result is {len(body)} bytes, more than HYPATOS_MAX_RESULT_BYTES ({max_bytes}); "
+            "ask for less (max_items, narrower filters) or download files to the outbox",
+        )
+        body = redact_text(result.model_dump_json(), scope).encode("utf-8")
+    return result, body

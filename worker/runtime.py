@@ -1,26 +1,31 @@
-"""The per-process async runtime: one event loop, one aiohttp session, shared by every task.
+"""The per-process async runtime: one event loop in its own thread, running the request path.
 
-Celery runs our task on a pool of threads.  Each task thread hands its coroutine to this runtime's
-loop (`Runtime.run`) and blocks until it finishes; the loop, running in its own thread, interleaves
-all of them.  So a worker process has as many operations in flight as it has pool threads, over one
-connection pool and one token cache, and a request waiting on Hypatos never stops the next one from
-starting.  See docs/ARCHITECTURE.md, "Execution model".
+The loop holds the process's one aiohttp session, token provider, connection registry and result
+store (`Services`), and the request consumer (`worker.consumer`), which takes requests from the broker
+and runs each one as a task on this loop: up to ``HYPATOS_CONCURRENCY`` requests are in flight at once,
+over one HTTP connection pool and one token cache, and a request waiting on Hypatos never stops the
+next one from starting.  Other threads (Celery's) reach the loop only through `Runtime.run`.  See
+docs/ARCHITECTURE.md, "Execution model".
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
 import structlog
 
+from worker.amqp import broker_user
 from worker.client import HypatosClient
 from worker.connections import ConnectionRegistry
+from worker.consumer import RequestConsumer, RequestHandler
 from worker.errors import ConfigError
+from worker.leases import LeaseKeeper
 from worker.result_store import FallibleStoreGuard, MemoryResultStore, RedisResultStore, ResultStore
 from worker.retry import RetryPolicy
 from worker.settings import WorkerSettings
@@ -43,11 +48,13 @@ class Services:
     session: aiohttp.ClientSession
     transport: Transport
     results: ResultStore
+    leases: LeaseKeeper
     #: The in-call retry policy (also the base of broker-side backoff).
     policy: RetryPolicy
 
     async def close(self) -> None:
         """Close what holds connections."""
+        await self.leases.close()
         await self.session.close()
         await self.results.close()
         await self.tokens.close()
@@ -103,11 +110,16 @@ async def open_services(settings: WorkerSettings, connections: ConnectionRegistr
     policy = RetryPolicy(attempts=settings.call_attempts, budget_s=settings.call_budget_s, **backoff)
     client = HypatosClient(transport, tokens, policy=policy)
     results = open_result_store(settings)
-    return Services(settings, connections, tokens, client, session, transport, results, policy)
+    leases = LeaseKeeper(results, settings.claim_lease_s)
+    return Services(settings, connections, tokens, client, session, transport, results, leases, policy)
+
+
+#: Builds the request handler once the services exist (the composition root passes it in).
+HandlerFactory = Callable[[Services], RequestHandler]
 
 
 class Runtime:
-    """Owns the loop thread and the `Services`; started once per worker process."""
+    """Owns the loop thread, the `Services` and the request consumer; one per worker process."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
@@ -116,11 +128,43 @@ class Runtime:
         self._thread.start()
         connections = load_registry(settings)
         self.services: Services = self.run(open_services(settings, connections))
+        self.consumer: RequestConsumer | None = None
+        self._consuming: concurrent.futures.Future[None] | None = None
         log.info("runtime_started", connections=connections.names())
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
-        """Run `coroutine` on the loop and wait for it from the calling (pool) thread."""
+        """Run `coroutine` on the loop and wait for it from the calling thread."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
+
+    def start_consuming(self, handler_factory: HandlerFactory) -> None:
+        """Start taking requests from the broker on the loop."""
+        self.consumer = RequestConsumer(
+            self.settings,
+            handler_factory(self.services),
+            workers_user=broker_user(self.settings.broker_url),
+        )
+        self._consuming = asyncio.run_coroutine_threadsafe(self.consumer.run(), self._loop)
+
+    def stop_consuming(self, timeout_s: float) -> bool:
+        """Stop taking requests; let those in flight finish within `timeout_s`; whether they all did."""
+        if self.consumer is None:
+            return True
+        finished = self.run(self.consumer.stop(timeout_s), timeout_s=timeout_s + 10)
+        if self._consuming is not None:
+            try:
+                self._consuming.result(timeout=10)
+            except Exception:  # the consumer logged why it ended; stopping goes on
+                log.warning("consumer_ended_with_error", exc_info=True)
+        return finished
+
+    def status(self) -> dict[str, Any]:
+        """What health checks ask: is the request queue consumed, and how busy is the process."""
+        consumer = self.consumer
+        return {
+            "consuming": bool(consumer and consumer.consuming),
+            "in_flight": consumer.in_flight if consumer else 0,
+            "concurrency": self.settings.concurrency,
+        }
 
     def close(self) -> None:
         """Close the session and stop the loop; requests still running are cancelled."""

@@ -30,8 +30,10 @@ class WorkerSettings(BaseSettings):
     queue_type: Literal["quorum", "classic"] = "quorum"
     delivery_limit: int = Field(default=5, ge=1)
 
-    concurrency: int = Field(default=32, ge=1, le=1000)
-    bridge_prefetch: int = Field(default=100, ge=1)
+    concurrency: int = Field(default=64, ge=1, le=5000)
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_request_depth: int = Field(default=32, ge=2, le=512)
+    max_result_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
     http_timeout_s: float = Field(default=60.0, gt=0)
     http_connect_timeout_s: float = Field(default=10.0, gt=0)

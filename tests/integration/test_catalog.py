@@ -174,7 +174,8 @@ def _check_payloads(
     documents = world["documents"]
     assert results["documentsGetById"]["data"]["id"] == documents[0]["id"]
     assert len(results["documentsList"]["data"]["data"]) == 2
-    assert results["documentsList"]["data"]["totalCount"] == 3
+    # processFileIntoDocument in the same batch adds a third document, before or after the list ran
+    assert results["documentsList"]["data"]["totalCount"] in (2, 3)
     assert [s["state"] for s in results["retrieveDocumentStates"]["data"]][-1] == "extracted"
     for name in ("documentUpdateExternalData", "documentsUpdateExternalId", "documentsUpdateTitle"):
         assert results[name]["data"] is None

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.support.amqp import AmqpTestClient
+from tests.support.delivery import wait_until
 from tests.support.metrics import free_port, scrape
 from tests.support.processes import WorkerFleet
 
@@ -34,5 +35,7 @@ def test_given_a_metrics_port_then_requests_tokens_and_failures_are_counted(
     )
     assert 'hypatos_token_requests_total{connection="main",outcome="ok"} 1.0' in text
     assert 'hypatos_api_attempts_total{operation="documentsGetById"} 3.0' in text
-    assert "hypatos_dead_lettered_total 1.0" in text
+    dead = 'hypatos_dead_lettered_total{reason="undecodable"} 1.0'
+    text = wait_until(lambda: next((t for t in [scrape(port)] if dead in t), None), 30, what="dead letter")
     assert "hypatos_requests_in_flight 0.0" in text
+    assert "hypatos_consumer_up 1.0" in text

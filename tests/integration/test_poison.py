@@ -20,7 +20,6 @@ from tests.support.delivery import (
     log_events,
     readme_error_codes,
     run_cli,
-    send_celery_task,
     wait_until,
 )
 from tests.support.malformed import answerable, generate, unanswerable
@@ -116,35 +115,48 @@ def test_given_1100_generated_malformed_messages_then_each_gets_a_failed_result_
     assert results.first(f"{run}-valid")["status"] == "succeeded"
 
 
+def declare_full_queue(amqp: AmqpTestClient) -> str:
+    """A reply queue that refuses every message (length 0, overflow rejects publishes): the broker nacks."""
+    name = f"full-{uuid.uuid4().hex[:8]}"
+    amqp.channel.queue_declare(
+        queue=name, auto_delete=True, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}
+    )
+    return name
+
+
 @pytest.mark.timeout(120)
-def test_given_a_task_message_that_crashes_the_task_then_it_is_dead_lettered_after_the_delivery_limit(
+def test_given_a_result_the_broker_keeps_refusing_then_its_request_is_dead_lettered_after_the_delivery_limit(
     fleet: WorkerFleet, amqp: AmqpTestClient, emulator, queue_names: dict[str, str]
 ) -> None:
-    # Given: a worker with a delivery limit of 3, and valid requests flowing
+    # Given: a worker with a delivery limit of 3, valid requests flowing, and a reply queue that
+    # refuses every message
     documents = emulator.seed_documents(3)
     limit = 3
     fleet.start(1, HYPATOS_DELIVERY_LIMIT=str(limit))
-    env = {**fleet.env, "HYPATOS_DELIVERY_LIMIT": str(limit)}
+    full = declare_full_queue(amqp)
 
-    # When: a Celery task message whose request is not an object is published to the task queue,
-    # among valid requests
+    # When: a request answering to that queue is published among valid requests
     requests_queue = queue_names["HYPATOS_REQUEST_QUEUE"]
     for i in range(10):
         amqp.publish(requests_queue, get_document(f"before-{i}", documents[i % 3]["id"]))
-    send_celery_task(env, {"request": "garbage", "correlation_id": "poison-1"})
+    amqp.publish(requests_queue, get_document("refused", documents[0]["id"]), reply_to=full,
+                 correlation_id="poison-1")
     for i in range(10):
         amqp.publish(requests_queue, get_document(f"after-{i}", documents[i % 3]["id"]))
 
-    # Then: RabbitMQ dead-letters it after the delivery limit, with its x-death record
+    # Then: it goes back to the queue each time, and RabbitMQ dead-letters it after the delivery limit,
+    # unchanged, with its x-death record
     dead = take_all(amqp, queue_names["HYPATOS_DEAD_LETTER_QUEUE"], 1, timeout_s=60)
     assert len(dead) == 1, fleet.logs()[-3000:]
     properties, body = dead[0]
     [death] = properties.headers["x-death"]
     assert death["reason"] == "delivery_limit", death
-    assert death["queue"] == queue_names["HYPATOS_TASK_QUEUE"]
-    assert json.loads(body)[1]["request"] == "garbage"
-    crashes = log_events(fleet.logs(), "task_crashed")
-    assert limit <= len(crashes) <= limit + 1, len(crashes)  # RabbitMQ counts redeliveries
+    assert death["queue"] == requests_queue
+    assert json.loads(body)["id"] == "refused" and properties.correlation_id == "poison-1"
+    requeued = log_events(fleet.logs(), "request_requeued")
+    assert limit <= len(requeued) <= limit + 1, len(requeued)  # RabbitMQ counts redeliveries
+    # And: the Hypatos call was made once; later deliveries replayed the stored result
+    assert len([c for c in emulator.requests() if c["operation"] == "Documents_getById"]) == 21
     # And: the worker kept serving: every valid request succeeded, and it still runs
     results = Results(amqp, queue_names["HYPATOS_RESULT_QUEUE"])
     ids = [f"{when}-{i}" for when in ("before", "after") for i in range(10)]
@@ -157,17 +169,20 @@ def test_given_a_task_message_that_crashes_the_task_then_it_is_dead_lettered_aft
 def test_given_dead_letters_then_the_cli_lists_replays_and_purges_them(
     fleet: WorkerFleet, amqp: AmqpTestClient, emulator, queue_names: dict[str, str]
 ) -> None:
-    # Given: three dead letters: a body that is not JSON (set aside by the bridge), a task message
-    # that crashes the task (dead-lettered by RabbitMQ after the delivery limit) and a task message
-    # holding a valid request that Celery refuses (an argument the task does not take)
+    # Given: three dead letters: a body that is not JSON (set aside by the worker), a result whose
+    # reply_to queue does not exist, and a request RabbitMQ dead-lettered after the delivery limit
+    # (its reply queue kept refusing the result)
     document = emulator.seed_documents(1)[0]
     fleet.start(1, HYPATOS_DELIVERY_LIMIT="2")
     env = {**fleet.env, "HYPATOS_DELIVERY_LIMIT": "2"}
     dead_queue = queue_names["HYPATOS_DEAD_LETTER_QUEUE"]
-    amqp.publish(queue_names["HYPATOS_REQUEST_QUEUE"], b"{not json", raw=True, correlation_id="cli-raw")
-    send_celery_task(env, {"request": "garbage", "correlation_id": "cli-garbage"})
-    replayable = get_document("cli-replay", document["id"])
-    send_celery_task(env, {"request": replayable, "correlation_id": "cli-corr", "unexpected_argument": 1})
+    requests_queue = queue_names["HYPATOS_REQUEST_QUEUE"]
+    full = declare_full_queue(amqp)
+    amqp.publish(requests_queue, b"{not json", raw=True, correlation_id="cli-raw")
+    amqp.publish(requests_queue, get_document("cli-lost", document["id"]), reply_to="no-such-queue",
+                 correlation_id="cli-lost-corr")
+    amqp.publish(requests_queue, get_document("cli-replay", document["id"]), reply_to=full,
+                 correlation_id="cli-corr")
     wait_until(lambda: amqp.message_count(dead_queue) == 3, timeout_s=60, what="3 dead letters")
 
     # When/Then: `list --json` shows all three with their reasons, and removes nothing
@@ -176,21 +191,24 @@ def test_given_dead_letters_then_the_cli_lists_replays_and_purges_them(
     entries = json.loads(listed.stdout)
     assert len(entries) == 3
     [raw] = [e for e in entries if e["correlation_id"] == "cli-raw"]
-    [request] = [e for e in entries if e["request_id"] == "cli-replay"]
-    [garbage] = [e for e in entries if e not in (raw, request)]
+    [lost] = [e for e in entries if e["correlation_id"] == "cli-lost-corr"]
+    [request] = [e for e in entries if e["correlation_id"] == "cli-corr"]
     assert "JSON" in raw["reason"] and raw["request_id"] is None, raw
-    assert raw["source_queue"] == queue_names["HYPATOS_REQUEST_QUEUE"]
-    assert "delivery_limit" in garbage["reason"] and garbage["request_id"] is None, garbage
-    assert garbage["source_queue"] == queue_names["HYPATOS_TASK_QUEUE"]
-    assert request["correlation_id"] == "cli-corr", request
+    assert raw["source_queue"] == requests_queue
+    assert "no-such-queue" in lost["reason"] and lost["request_id"] is None, lost
+    assert lost["source_queue"] == "no-such-queue"
+    assert "delivery_limit" in request["reason"] and request["request_id"] == "cli-replay", request
+    assert request["source_queue"] == requests_queue
     assert amqp.message_count(dead_queue) == 3
-    # When/Then: `replay --id` sends the one request back; it runs and answers its correlation id
+    # When/Then: once its reply queue takes messages again, `replay --id` sends the one request back;
+    # its stored result is published, to its reply queue and correlation id
+    amqp.channel.queue_delete(queue=full)
+    amqp.channel.queue_declare(queue=full, auto_delete=True)
     replayed = run_cli(env, "dead-letters", "replay", "--id", "cli-replay")
     assert replayed.returncode == 0 and "1 replayed" in replayed.stdout, replayed
-    results = Results(amqp, queue_names["HYPATOS_RESULT_QUEUE"])
-    assert not results.until_all(["cli-replay"], timeout_s=30)
-    [(properties, result)] = results.by_id["cli-replay"]
+    [(properties, result)] = amqp.collect(full, 1, timeout_s=30)
     assert properties.correlation_id == "cli-corr" and result["status"] == "succeeded"
+    assert properties.headers["x-hypatos-replayed"] is True
     assert amqp.message_count(dead_queue) == 2
     # When/Then: `replay` of the rest replays nothing (neither holds a request), `purge --yes` empties it
     rest = run_cli(env, "dead-letters", "replay")

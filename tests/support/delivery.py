@@ -187,25 +187,6 @@ def run_cli(env: dict[str, str], *args: str, timeout_s: float = 60.0) -> subproc
     )
 
 
-_SEND_TASK = """
-import json, sys
-from worker.app import app
-app.send_task("hypatos.run", kwargs=json.loads(sys.argv[1]), queue=app.settings.task_queue,
-              routing_key=app.settings.task_queue)
-"""
-
-
-def send_celery_task(env: dict[str, str], kwargs: dict[str, Any], *, timeout_s: float = 60.0) -> None:
-    """Publish a ``hypatos.run`` task message with Celery's own API (in a process with the test's env)."""
-    subprocess.run(
-        [sys.executable, "-c", _SEND_TASK, json.dumps(kwargs)],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        timeout=timeout_s,
-    )
-
-
 def wait_for_exit(process: subprocess.Popen[bytes], timeout_s: float) -> int | None:
     """The process's exit code, or None when it is still running after `timeout_s`."""
     try:

@@ -36,25 +36,29 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--concurrency", type=click.IntRange(1, 1000), help="Operations in flight per process.")
+@click.option("--concurrency", type=click.IntRange(1, 5000), help="Requests in flight per process.")
 @click.option("--loglevel", help="Log level (default: HYPATOS_LOG_LEVEL or INFO).")
 def run(concurrency: int | None, loglevel: str | None) -> None:
     """Start a worker process (configured by HYPATOS_* environment variables)."""
+    from worker.preflight import check_broker
     from worker.runtime import load_registry
 
+    if concurrency is not None:
+        os.environ["HYPATOS_CONCURRENCY"] = str(concurrency)
     settings = load_settings()
     configure_logging(loglevel or settings.log_level, settings.log_format)
     try:
         load_registry(settings)
+        check_broker(settings)
     except ConfigError as exc:
         raise click.ClickException(exc.message) from None
-    from worker.app import app
+    from worker.app import default_app
 
-    app.worker_main(
+    default_app().worker_main(
         [
             "worker",
             "--pool=threads",
-            f"--concurrency={concurrency or settings.concurrency}",
+            "--concurrency=2",
             f"--loglevel={(loglevel or settings.log_level).upper()}",
             f"--hostname=hypatos-{os.getpid()}@%h",
             "--without-mingle",

@@ -1,9 +1,15 @@
 """Inspect, replay and purge the dead-letter queue (``hypatos-worker dead-letters``).
 
-Messages arrive there two ways: set aside by the bridge because no result could be addressed
-(header ``x-hypatos-dead-reason``), or dead-lettered by RabbitMQ after too many deliveries (header
-``x-death``).  The latter may be plain requests from the request queue or Celery task messages from
-the task queue; replay turns both back into a plain request on the request queue.
+Messages arrive there three ways, each with its reason:
+
+- set aside by a worker because no result could be addressed (not UTF-8 JSON, too large, no usable
+  ``id``): header ``x-hypatos-dead-reason``, source the request queue;
+- a result whose ``reply_to`` queue did not exist: the same header, source that queue, and the result
+  headers (``x-hypatos-request-id``, ``x-hypatos-status``); it is a result, never replayed;
+- a request RabbitMQ dead-lettered after ``HYPATOS_DELIVERY_LIMIT`` deliveries: header ``x-death``.
+
+Replay sends a dead request back to the request queue exactly as it was (same bytes, ``reply_to``
+and ``correlation_id``).
 """
 
 from __future__ import annotations
@@ -54,19 +60,20 @@ class Replayable:
     request: dict[str, Any]
     reply_to: str | None
     correlation_id: str | None
+    #: The message body as it was published.
+    body: bytes
 
 
 def _unpack(message: Message) -> tuple[Any, str | None, str | None]:
-    """(request candidate, reply_to, correlation_id) of a plain request or of a Celery task message."""
-    properties = message.properties
+    """(request candidate, reply_to, correlation_id) of a dead message; no candidate for a dead result."""
+    properties, headers = message.properties, message.headers or {}
+    reply_to, correlation_id = properties.get("reply_to"), properties.get("correlation_id")
+    if constants.STATUS_HEADER in headers:
+        return None, reply_to, correlation_id
     try:
-        document = json.loads(message.body)
-    except (ValueError, UnicodeDecodeError):
-        return None, properties.get("reply_to"), properties.get("correlation_id")
-    if isinstance(document, list) and len(document) == 3 and isinstance(document[1], dict):
-        kwargs = document[1]  # Celery protocol 2: [args, kwargs, embed]
-        return kwargs.get("request"), kwargs.get("reply_to"), kwargs.get("correlation_id")
-    return document, properties.get("reply_to"), properties.get("correlation_id")
+        return json.loads(message.body), reply_to, correlation_id
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None, reply_to, correlation_id
 
 
 def replayable(message: Message) -> Replayable | None:
@@ -77,7 +84,7 @@ def replayable(message: Message) -> Replayable | None:
     request_id = request.get("id")
     if not isinstance(request_id, str) or not 1 <= len(request_id) <= MAX_ID_LENGTH:
         return None
-    return Replayable(request, reply_to, correlation_id)
+    return Replayable(request, reply_to, correlation_id, _raw_body(message))
 
 
 def describe(message: Message) -> DeadLetter:
@@ -119,16 +126,22 @@ def list_dead(settings: WorkerSettings, limit: int) -> list[DeadLetter]:
         return [describe(message) for message in messages]
 
 
+def _raw_body(message: Message) -> bytes:
+    body = message.body
+    return body if isinstance(body, bytes) else str(body).encode("utf-8")
+
+
 def _republish(connection: Connection, settings: WorkerSettings, found: Replayable) -> None:
     connection.Producer().publish(
-        json.dumps(found.request).encode(),
+        found.body,
         exchange="",
         routing_key=settings.request_queue,
         content_type="application/json",
-        content_encoding="utf-8",
+        content_encoding="binary",
         delivery_mode=2,
         correlation_id=found.correlation_id,
         reply_to=found.reply_to,
+        mandatory=True,
         retry=True,
     )
 
