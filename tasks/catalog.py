@@ -11,6 +11,7 @@ plus its tests.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -76,9 +77,9 @@ class Operation:
     paged: bool = False
     summary: str = ""
 
-    @property
+    @functools.cached_property
     def path_params(self) -> tuple[Param, ...]:
-        """Parameters substituted into the path template."""
+        """Parameters substituted into the path template (computed once: it is on every call's path)."""
         return tuple(p for p in self.params if p.location is In.PATH)
 
 

@@ -68,6 +68,75 @@ class Delivery:
 RequestHandler = Callable[[Delivery, Publisher], Awaitable[Settle]]
 
 
+class Acknowledger:
+    """Settles a channel's deliveries in as few frames as it can.
+
+    Handlers finish in any order; each loop iteration, the settled deliveries at the front (all
+    acknowledged, in delivery order) go out as one ``basic.ack`` with ``multiple``, the others one
+    by one.  Nothing waits for a slow neighbour: a delivery still running only stops the batch.
+    """
+
+    def __init__(self, channel: aiormq.abc.AbstractChannel) -> None:
+        self._channel = channel
+        #: Delivery tag -> settlement, None while the request runs; in delivery (tag) order.
+        self._open: dict[int, Settle | None] = {}
+        self._flush_pending = False
+        self._sending: set[asyncio.Future[None]] = set()
+
+    def delivered(self, tag: int | None) -> None:
+        """A delivery arrived; it will be settled later."""
+        if tag is not None:
+            self._open[tag] = None
+
+    def settle(self, tag: int | None, settle: Settle) -> None:
+        """The handler is done with a delivery; it is settled at the end of this loop iteration."""
+        if tag is None or tag not in self._open:
+            return
+        self._open[tag] = settle
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if self._channel.is_closed:
+            log.info(
+                "requests_not_acknowledged",
+                count=len(self._open),
+                reason="the broker connection closed; they will be delivered again",
+            )
+            self._open.clear()
+            return
+        last_acked = None
+        for tag, settle in self._open.items():
+            if settle is not Settle.ACK:
+                break
+            last_acked = tag
+        frames: list[Any] = []
+        if last_acked is not None:
+            for tag in [t for t in self._open if t <= last_acked]:
+                del self._open[tag]
+            frames.append(self._channel.basic_ack(last_acked, multiple=True, wait=False))
+        for tag, settle in [(t, s) for t, s in self._open.items() if s is not None]:
+            del self._open[tag]
+            if settle is Settle.ACK:
+                frames.append(self._channel.basic_ack(tag, wait=False))
+            else:
+                frames.append(self._channel.basic_nack(tag, requeue=True, wait=False))
+        if frames:
+            task = asyncio.ensure_future(self._send(frames))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    @staticmethod
+    async def _send(frames: list[Any]) -> None:
+        for frame in frames:
+            try:
+                await frame
+            except _CHANNEL_ERRORS as exc:
+                log.info("request_not_acknowledged", reason=type(exc).__name__)
+
+
 class RequestConsumer:
     """Consumes the request queue until stopped; see the module docstring."""
 
@@ -122,8 +191,11 @@ class RequestConsumer:
         publisher = Publisher(publish_channel, self._settings, self._workers_user)
         self._channel = consume_channel
 
+        acks = Acknowledger(consume_channel)
+
         async def on_message(message: DeliveredMessage) -> None:
-            task = asyncio.create_task(self._settle(message, consume_channel, publisher))
+            acks.delivered(message.delivery_tag)
+            task = asyncio.create_task(self._settle(message, acks, publisher))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
@@ -140,9 +212,7 @@ class RequestConsumer:
         if closing.done() and not self._stopping.is_set():
             raise aiormq.exceptions.ConnectionClosed(320, "the broker connection closed")
 
-    async def _settle(
-        self, message: DeliveredMessage, channel: aiormq.abc.AbstractChannel, publisher: Publisher
-    ) -> None:
+    async def _settle(self, message: DeliveredMessage, acks: Acknowledger, publisher: Publisher) -> None:
         delivery = self._delivery(message)
         metrics.IN_FLIGHT.inc()
         try:
@@ -152,19 +222,7 @@ class RequestConsumer:
             settle = Settle.REQUEUE
         finally:
             metrics.IN_FLIGHT.dec()
-        tag = message.delivery_tag
-        if tag is None or channel.is_closed:
-            log.info(
-                "request_not_acknowledged", reason="the broker connection closed; it will be delivered again"
-            )
-            return
-        try:
-            if settle is Settle.ACK:
-                await channel.basic_ack(tag, wait=False)
-            else:
-                await channel.basic_nack(tag, requeue=True, wait=False)
-        except _CHANNEL_ERRORS as exc:
-            log.info("request_not_acknowledged", reason=type(exc).__name__)
+        acks.settle(message.delivery_tag, settle)
 
     def _delivery(self, message: DeliveredMessage) -> Delivery:
         properties = message.header.properties

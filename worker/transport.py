@@ -7,13 +7,13 @@ deciding what a status means is `worker.classify`'s job, retrying is `worker.cli
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from worker.classify import classify_exception
@@ -76,9 +76,9 @@ class ApiResponse:
         if not self.body:
             return None
         if self.content_type.endswith("json"):
-            try:
-                return json.loads(self.body)
-            except ValueError:
+            try:  # orjson: fast, and bounded nesting (a hostile body cannot exhaust the stack)
+                return orjson.loads(self.body)
+            except orjson.JSONDecodeError:
                 pass
         return self.body.decode("utf-8", errors="replace")
 
