@@ -8,6 +8,7 @@ the broker.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -132,11 +133,12 @@ async def call_operation(services: Services, request: Request, attempt: Attempt)
     upload = None
     if operation.body is BodyKind.BINARY:
         upload = prepare_upload(request.file, params.get(FILENAME_HEADER), settings)
-    api_request = build_request(operation, params, request.body, upload=upload)
-    if operation.creates:
-        response = await create_once(services, operation, connection, api_request, request.body, attempt)
-    else:
-        response = await services.client.call(connection, api_request)
+    with upload or contextlib.nullcontext():  # closes the inbox file when the call is over
+        api_request = build_request(operation, params, request.body, upload=upload)
+        if operation.creates:
+            response = await create_once(services, operation, connection, api_request, request.body, attempt)
+        else:
+            response = await services.client.call(connection, api_request)
     return Answer.from_response(response)
 
 
