@@ -19,6 +19,7 @@ should be tried again later from the broker.  Nothing here touches the broker.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
@@ -214,11 +215,12 @@ async def call_operation(services: Services, planned: Plan, attempt: Attempt) ->
     upload = None
     if operation.body is BodyKind.BINARY:
         upload = prepare_upload(request.file, params.get(FILENAME_HEADER), settings)
-    api_request = build_request(operation, params, request.body, upload=upload)
-    if operation.creates:
-        response = await create_once(services, operation, connection, api_request, request.body, attempt)
-    else:
-        response = await services.client.call(connection, api_request)
+    with upload or contextlib.nullcontext():  # closes the inbox file when the call is over
+        api_request = build_request(operation, params, request.body, upload=upload)
+        if operation.creates:
+            response = await create_once(services, operation, connection, api_request, request.body, attempt)
+        else:
+            response = await services.client.call(connection, api_request)
     return Answer.from_response(response)
 
 

@@ -3,6 +3,10 @@
 Every problem is collected (not just the first), each naming the field at fault, so the caller can
 fix a request in one round trip.  Values are normalised on the way: integers given as digit strings
 become integers, a single value for a repeatable parameter becomes a one-item list.
+
+Text is checked for what JSON can carry but HTTP cannot (`tasks.text`): NUL characters and lone
+surrogates anywhere, control characters in headers, and ``.``/``..`` as a path segment (the server
+would resolve it to another resource).  Problems never echo such characters back.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from tasks.bodies import body_problems
-from tasks.catalog import BodyKind, Operation, Param, ResponseKind
+from tasks.catalog import BodyKind, In, Operation, Param, ResponseKind
+from tasks.files import inbox_path_parts
+from tasks.text import has_lone_surrogate, printable, text_problem
 from worker.errors import ValidationError
-from worker.messages import Request
+from worker.messages import FileInput, Request
 
 Problems = list[dict[str, str]]
 
@@ -32,7 +38,18 @@ def _coerce(param: Param, value: Any) -> Any:
     return str(value)
 
 
+def _check_text(param: Param, value: Any) -> None:
+    if not isinstance(value, str):
+        return
+    problem = text_problem(value, header=param.location is In.HEADER)
+    if problem:
+        raise ValueError(problem)
+    if param.location is In.PATH and value in (".", ".."):
+        raise ValueError("must not be `.` or `..` (the server would read it as a step in the path)")
+
+
 def _check_value(param: Param, value: Any) -> Any:
+    _check_text(param, value)
     value = _coerce(param, value)
     if param.choices and value not in param.choices:
         raise ValueError(f"must be one of {', '.join(param.choices)}")
@@ -68,7 +85,7 @@ def _check_param(param: Param, raw: Any, problems: Problems) -> Any:
 def _lookup(params: Mapping[str, Any], param: Param) -> Any:
     if param.name in params:
         return params[param.name]
-    if param.location == "header":  # header names are case-insensitive
+    if param.location is In.HEADER:  # header names are case-insensitive
         for name, value in params.items():
             if name.lower() == param.name.lower():
                 return value
@@ -82,7 +99,7 @@ def check_params(operation: Operation, params: Mapping[str, Any], problems: Prob
         if name.lower() not in declared:
             accepted = ", ".join(p.name for p in operation.params) or "none"
             problems.append(
-                {"field": f"params.{name}", "message": f"unknown parameter (accepted: {accepted})"}
+                {"field": f"params.{printable(name)}", "message": f"unknown parameter (accepted: {accepted})"}
             )
     checked = {}
     for param in operation.params:
@@ -97,10 +114,29 @@ def check_params(operation: Operation, params: Mapping[str, Any], problems: Prob
     return checked
 
 
+def _surrogate_at(body: Any) -> str | None:
+    """Where in a JSON body a string or key holds a lone surrogate (which cannot be sent), if anywhere."""
+    pending: list[tuple[str, Any]] = [("body", body)]  # a loop, not recursion: bodies may nest deeply
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str) and has_lone_surrogate(value):
+            return where
+        if isinstance(value, dict):
+            if any(has_lone_surrogate(str(key)) for key in value):
+                return where
+            pending.extend((f"{where}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{where}.{index}", item) for index, item in enumerate(value))
+    return None
+
+
 def check_body(operation: Operation, body: Any, problems: Problems) -> None:
     """Add a problem when the body does not fit the operation's body kind."""
     kind = operation.body
-    if kind in (BodyKind.NONE, BodyKind.BINARY):
+    broken = _surrogate_at(body)
+    if broken:
+        problems.append({"field": broken, "message": "must be valid Unicode text (holds a lone surrogate)"})
+    elif kind in (BodyKind.NONE, BodyKind.BINARY):
         if body is not None:
             hint = "; give the file in `file`" if kind is BodyKind.BINARY else ""
             problems.append({"field": "body", "message": f"{operation.name} takes no `body`{hint}"})
@@ -112,6 +148,24 @@ def check_body(operation: Operation, body: Any, problems: Problems) -> None:
         problems.append({"field": "body", "message": "must be a string"})
     else:
         problems.extend(body_problems(operation.name, body))
+
+
+def check_file(file: FileInput | None, problems: Problems) -> None:
+    """Add a problem for each ``file`` field that cannot be used as text, a header or an inbox path."""
+    if file is None:
+        return
+    for name, header in (("path", False), ("base64", False), ("content_type", True), ("filename", True)):
+        value = getattr(file, name)
+        if value is None:
+            continue
+        problem = text_problem(value, header=header)
+        if problem is None and name == "path":
+            try:
+                inbox_path_parts(value)
+            except ValueError as exc:
+                problem = str(exc)
+        if problem:
+            problems.append({"field": f"file.{name}", "message": problem})
 
 
 def check_options(operation: Operation, request: Request, max_items: int, problems: Problems) -> None:
@@ -150,5 +204,6 @@ def validate_request(operation: Operation, request: Request, max_items: int) -> 
     checked = check_params(operation, request.params, problems)
     check_body(operation, request.body, problems)
     check_options(operation, request, max_items, problems)
+    check_file(request.file, problems)
     _raise_if_any(operation, problems)
     return checked

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import constants
@@ -50,6 +50,9 @@ class WorkerSettings(BaseSettings):
     inbox_dir: Path | None = None
     outbox_dir: Path | None = None
     max_base64_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    #: Room for base64 downloads held in memory at once by one process; each reserves max_base64_bytes.
+    base64_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    max_download_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
     max_items: int = Field(default=10_000, ge=1)
 
     redis_url: str | None = None
@@ -66,3 +69,11 @@ class WorkerSettings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    @field_validator("base64_memory_bytes")
+    @classmethod
+    def _room_for_one_base64_file(cls, value: int, info: ValidationInfo) -> int:
+        largest = info.data.get("max_base64_bytes")
+        if largest is not None and value < largest:
+            raise ValueError(f"must be at least HYPATOS_MAX_BASE64_BYTES ({largest})")
+        return value

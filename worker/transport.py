@@ -6,14 +6,17 @@ deciding what a status means is `worker.classify`'s job, retrying is `worker.cli
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
+import aiohttp.payload
 import orjson
+from aiohttp.abc import AbstractStreamWriter
 from yarl import URL
 
 from worker.classify import classify_exception
@@ -23,12 +26,77 @@ from worker.errors import PermanentError, TransientError
 CHUNK_BYTES = 256 * 1024
 
 
-@dataclass(frozen=True)
 class FileBody:
-    """A request body streamed from a file, opened afresh for every attempt (never held in memory)."""
+    """A request body streamed from one open file (never held in memory, never reopened by name).
 
-    path: Path
-    size: int
+    The file was opened once, when the request was checked; every attempt sends the same `size`
+    bytes from its start, read with positional reads, so a retry cannot pick up another file put in
+    its place meanwhile.  The owner closes it (`close`, or use it as a context manager) when the
+    request ends.
+    """
+
+    def __init__(self, fd: int, size: int, name: str) -> None:
+        self._fd: int | None = fd
+        #: Bytes sent on every attempt (the file's size when it was opened).
+        self.size = size
+        #: The file's name, for logs and as the default upload file name.
+        self.name = name
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset`; the file position is not used, so attempts never mix."""
+        if self._fd is None:
+            raise ValueError(f"the upload file {self.name!r} is closed")
+        return os.pread(self._fd, length, offset)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def close(self) -> None:
+        """Close the file; safe to call twice."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> FileBody:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"FileBody(name={self.name!r}, size={self.size}, {state})"
+
+
+class _FileBodyPayload(aiohttp.payload.Payload):
+    """One attempt's view of a `FileBody`: its `size` bytes from offset 0, read off the event loop."""
+
+    _autoclose = True  # the FileBody's owner closes the file, not aiohttp
+
+    def __init__(self, body: FileBody) -> None:
+        super().__init__(body, content_type=None)
+        self._body = body
+        self._size = body.size
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        loop = asyncio.get_running_loop()
+        end = self._body.size if content_length is None else min(self._body.size, content_length)
+        offset = 0
+        while offset < end:
+            chunk = await loop.run_in_executor(
+                None, self._body.read_at, offset, min(CHUNK_BYTES, end - offset)
+            )
+            if not chunk:
+                raise OSError(f"the upload file {self._body.name!r} shrank while it was being sent")
+            await writer.write(chunk)
+            offset += len(chunk)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a file body is binary")
 
 
 class ResponseSink(Protocol):
@@ -112,11 +180,12 @@ class Transport:
     ) -> ApiResponse:
         """One exchange; redirects are not followed, so credentials never travel to another host.
 
-        A `FileBody` is streamed from disk; with a `sink`, a successful response body is streamed to it.
+        A `FileBody` is streamed from its open file, from the start on every call; with a `sink`, a
+        successful response body is streamed to it.
         """
-        with map_aiohttp_errors(), contextlib.ExitStack() as files:
+        with map_aiohttp_errors():
             if isinstance(data, FileBody):
-                data = files.enter_context(data.path.open("rb"))
+                data = _FileBodyPayload(data)
             async with self._session.request(
                 method,
                 URL(url, encoded=True),
