@@ -28,7 +28,7 @@ REPLAYED_HEADER: Final = "x-hypatos-replayed"
 TRACEPARENT_HEADER: Final = "traceparent"
 
 #: Headers of a request the workers sent back to the broker to be retried later (`worker.envelope`).
-FIRST_RECEIVED_HEADER: Final = "x-hypatos-first-received-at"
+FIRST_RECEIVED_HEADER: Final = "x-hypatos-first-received-at-ms"
 ATTEMPTS_HEADER: Final = "x-hypatos-attempts"
 DEFERRALS_HEADER: Final = "x-hypatos-deferrals"
 PRODUCER_HEADER: Final = "x-hypatos-producer"

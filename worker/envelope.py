@@ -74,7 +74,9 @@ class Envelope:
         return replace(
             envelope,
             producer=_text(headers.get(constants.PRODUCER_HEADER)),
-            first_received_at=min(_number(headers, constants.FIRST_RECEIVED_HEADER, received), received),
+            first_received_at=min(
+                _number(headers, constants.FIRST_RECEIVED_HEADER, received * 1000) / 1000, received
+            ),
             attempts_before=int(_number(headers, constants.ATTEMPTS_HEADER, 0)),
             deferrals=int(_number(headers, constants.DEFERRALS_HEADER, 0)),
         )
@@ -86,7 +88,7 @@ class Envelope:
     def deferred_headers(self) -> dict[str, Any]:
         """Headers that carry the counters and the producer to the next delivery."""
         headers: dict[str, Any] = {
-            constants.FIRST_RECEIVED_HEADER: self.first_received_at,
+            constants.FIRST_RECEIVED_HEADER: int(self.first_received_at * 1000),  # integers suit every client
             constants.ATTEMPTS_HEADER: self.attempts_before,
             constants.DEFERRALS_HEADER: self.deferrals,
         }

@@ -47,18 +47,24 @@ class AmqpTestClient:
         correlation_id: str | None = None,
         reply_to: str | None = None,
         raw: bool = False,
+        user_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        exchange: str = "",
     ) -> None:
-        """Publish `body` (JSON-encoded unless `raw`) to `queue` through the default exchange."""
+        """Publish `body` (JSON-encoded unless `raw`) to `queue` through the default exchange, or to
+        `exchange` (whose bindings then decide)."""
         payload = body if raw else json.dumps(body).encode()
         self.channel.basic_publish(
-            exchange="",
-            routing_key=queue,
+            exchange=exchange,
+            routing_key=queue if not exchange else "",
             body=payload,
             properties=pika.BasicProperties(
                 content_type="application/json",
                 delivery_mode=2,
                 correlation_id=correlation_id,
                 reply_to=reply_to,
+                user_id=user_id,
+                headers=headers,
             ),
             mandatory=True,
         )

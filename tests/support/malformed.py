@@ -42,6 +42,8 @@ class Malformed:
     expected_code: str | None = None
     id_suffix: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``reply_to`` to publish with; ``@<setting>`` names one of the test's queues (e.g. ``@request``).
+    reply_to: str | None = None
 
     def encode(self, unique: str) -> tuple[bytes, str | None]:
         """The body to publish and the usable id it carries (None: it has none)."""
@@ -53,18 +55,46 @@ class Malformed:
         return body, request_id
 
 
-def usable_id(body: bytes) -> str | None:
-    """The README's rule: a JSON object with an ``id`` string of 1 to 128 characters, else no id."""
+#: The request-size limit the hostile tests run workers with (HYPATOS_MAX_REQUEST_BYTES).
+TEST_MAX_REQUEST_BYTES = 65536
+#: Nesting any JSON decoder refuses (the worker's answers deeper-than-HYPATOS_MAX_REQUEST_DEPTH requests,
+#: but cannot decode these).
+UNDECODABLE_DEPTH = 1100
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def usable_id(body: bytes, max_bytes: int = TEST_MAX_REQUEST_BYTES) -> str | None:
+    """The README's rule, written independently of the worker: a UTF-8 JSON object (a leading BOM
+    allowed) of at most `max_bytes`, whose ``id`` is valid text of 1 to 128 characters; else no id."""
+    if len(body) > max_bytes:
+        return None
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        text = body.decode("utf-8")
+        document = json.loads(
+            text.removeprefix("\ufeff"), parse_float=_finite, parse_constant=_refuse_constant
+        )
+    except (ValueError, RecursionError):
         return None
     if not isinstance(document, dict):
         return None
     request_id = document.get("id")
-    if isinstance(request_id, str) and 1 <= len(request_id) <= MAX_ID_LENGTH:
-        return request_id
-    return None
+    if not isinstance(request_id, str) or not 1 <= len(request_id) <= MAX_ID_LENGTH:
+        return None
+    try:
+        request_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return request_id
 
 
 # --- building blocks -------------------------------------------------------------------------------
@@ -267,3 +297,98 @@ def generate(strategy: st.SearchStrategy[Malformed], count: int, seed: int) -> l
     draw()
     assert len(drawn) >= count, f"hypothesis generated only {len(drawn)} messages"
     return drawn[:count]
+
+
+# --- hostile messages (a careless producer or an attacker at the AMQP boundary) ----------------------
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for level in range(depth):
+        value = [value] if level % 2 else {"a": value}
+    return value
+
+
+def _deep_raw(depth: int) -> bytes:
+    return b'{"id": "deep", "params": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+hostile_unanswerable = st.one_of(
+    st.integers(TEST_MAX_REQUEST_BYTES // 2, TEST_MAX_REQUEST_BYTES).map(
+        lambda n: Malformed(
+            "larger than HYPATOS_MAX_REQUEST_BYTES",
+            raw=json.dumps({"id": "big", **valid_shape, "x": "\u00e9" * n}).encode(),
+        )
+    ),
+    st.integers(UNDECODABLE_DEPTH, 20_000).map(
+        lambda d: Malformed("nested too deep to decode", raw=_deep_raw(d))
+    ),
+    st.text(max_size=10).map(
+        lambda t: Malformed(
+            "id with a lone surrogate", raw=json.dumps({"id": t + "\ud800", **valid_shape}).encode()
+        )
+    ),
+    st.text(min_size=1, max_size=10).map(
+        lambda t: Malformed("Latin-1 bytes", raw=('{"id": "\u00e9' + t + '"}').encode("latin-1", "replace"))
+    ),
+    st.sampled_from([b"1e999", b"-1e999", b"NaN", b"Infinity"]).map(
+        lambda n: Malformed("non-finite number", raw=b'{"id": "n", "x": ' + n + b"}")
+    ),
+)
+
+_SURROGATE = "\udc80"
+
+hostile_answerable = st.one_of(
+    _answerable(
+        "nested deeper than HYPATOS_MAX_REQUEST_DEPTH",
+        "invalid_request",
+        st.integers(40, 300).map(lambda d: {**valid_shape, "params": {"id": HEX_ID, "x": _nested(d)}}),
+    ),
+    _answerable(
+        "lone surrogate in a field",
+        "invalid_request",
+        st.sampled_from(
+            [
+                {**valid_shape, "connection": "main" + _SURROGATE},
+                {**valid_shape, "operation": _SURROGATE},
+                {**valid_shape, "params": {"id": HEX_ID + _SURROGATE}},
+                _on_main("documentsUpdateTitle", {"id": HEX_ID}, body="title " + _SURROGATE),
+                {**valid_shape, "params": {"id": HEX_ID, _SURROGATE: 1}},
+            ]
+        ),
+    ),
+    _answerable(
+        "NUL in a file path",
+        "validation_error",
+        st.text(max_size=8).map(lambda t: _on_main("uploadFile", {}, file={"path": f"inbox{t}\u0000.pdf"})),
+    ),
+    _answerable(
+        "CR/LF in a header parameter",
+        "validation_error",
+        st.sampled_from(["\r\n", "\n", "\r"]).map(
+            lambda eol: _on_main(
+                "insertSupplier",
+                {"X-Hy-Meta-Internal-Company-Id": f"c1{eol}X-Injected: 1"},
+                body={"externalId": "S1", "name": "Acme"},
+            )
+        ),
+    ),
+    _answerable(
+        "dot segment in a path parameter",
+        "validation_error",
+        st.sampled_from([".", ".."]).map(lambda dots: _on_main("retrieveDocumentStates", {"id": dots})),
+    ),
+    _answerable(
+        "NUL in a path parameter",
+        "validation_error",
+        st.just(_on_main("documentsGetById", {"id": HEX_ID + "\u0000"})),
+    ),
+    st.sampled_from(["@request", "@dead", "@tasks", "celery_delayed_3"]).map(
+        lambda queue: Malformed(
+            "reply_to naming an internal queue",
+            request=dict(valid_shape),
+            expected_code="invalid_request",
+            reply_to=queue,
+        )
+    ),
+)

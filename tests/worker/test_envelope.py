@@ -15,7 +15,7 @@ def props(**fields: object) -> Basic.Properties:
 
 def test_a_producer_message_starts_afresh_whatever_its_headers_say() -> None:
     forged = {
-        "x-hypatos-first-received-at": 1.0,
+        "x-hypatos-first-received-at-ms": 1000,
         "x-hypatos-attempts": 0,
         "x-hypatos-deferrals": 0,
         "x-hypatos-producer": "someone-else",
@@ -50,6 +50,10 @@ def test_a_deferred_copy_published_by_the_workers_keeps_its_counters_and_produce
 
 
 def test_counters_cannot_be_negative_or_in_the_future() -> None:
-    headers = {"x-hypatos-first-received-at": 10_000.0, "x-hypatos-attempts": -5, "x-hypatos-deferrals": "x"}
+    headers = {
+        "x-hypatos-first-received-at-ms": 10_000_000,
+        "x-hypatos-attempts": -5,
+        "x-hypatos-deferrals": "x",
+    }
     envelope = Envelope.from_message(props(user_id=WORKERS, headers=headers), workers_user=WORKERS, now=100.0)
     assert (envelope.first_received_at, envelope.attempts_before, envelope.deferrals) == (100.0, 0, 0)
