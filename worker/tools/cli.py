@@ -35,14 +35,30 @@ def main() -> None:
     """Hypatos worker: runs Hypatos API operations requested over AMQP and publishes the results."""
 
 
+def _processes(value: str) -> int:
+    from worker.tools.supervisor import process_count
+
+    try:
+        return process_count(value)
+    except ValueError:
+        raise click.BadParameter("give a number of processes, or `auto` for one per core") from None
+
+
 @main.command()
 @click.option("--concurrency", type=click.IntRange(1, 5000), help="Requests in flight per process.")
 @click.option("--loglevel", help="Log level (default: HYPATOS_LOG_LEVEL or INFO).")
-def run(concurrency: int | None, loglevel: str | None) -> None:
-    """Start a worker process (configured by HYPATOS_* environment variables)."""
+@click.option(
+    "--processes",
+    default="1",
+    show_default=True,
+    help="Worker processes to run: a number, or `auto` for one per core.",
+)
+def run(concurrency: int | None, loglevel: str | None, processes: str) -> None:
+    """Start worker processes (configured by HYPATOS_* environment variables)."""
     from worker.preflight import check_broker
     from worker.runtime import load_registry
 
+    count = _processes(processes)
     if concurrency is not None:
         os.environ["HYPATOS_CONCURRENCY"] = str(concurrency)
     settings = load_settings()
@@ -52,6 +68,10 @@ def run(concurrency: int | None, loglevel: str | None) -> None:
         check_broker(settings)
     except ConfigError as exc:
         raise click.ClickException(exc.message) from None
+    if count > 1:
+        from worker.tools.supervisor import supervise
+
+        sys.exit(supervise(count, [f"--loglevel={loglevel}"] if loglevel else []))
     from worker.app import default_app
 
     default_app().worker_main(
