@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.bodies import body_problems
+from tasks.body_problems import body_problems
 from tasks.catalog import BodyKind, Operation, Param, ResponseKind
 from worker.errors import ValidationError
 from worker.messages import Request
