@@ -13,7 +13,7 @@ from typing import Any
 
 from tasks.outcomes import Answer
 from worker.connections import Connection
-from worker.diagnose import test_connection
+from worker.diagnose import check_connection
 from worker.errors import HypatosError, ValidationError
 from worker.runtime import Services
 
@@ -25,7 +25,7 @@ async def run_test_connection(services: Services, connection: Connection, params
             "testConnection takes no parameters",
             details=[{"field": f"params.{name}", "message": "unknown parameter"} for name in params],
         )
-    report = await test_connection(connection, services.transport)
+    report = await check_connection(connection, services.transport)
     data = report.to_dict()
     exchanges = sum(
         c.status != "skipped" for c in report.checks if c.name in ("credentials_accepted", "api_call")

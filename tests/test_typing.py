@@ -13,6 +13,13 @@ STRICT_MODULES = (
     "tasks/bodies.py",
     "tasks/body_types.py",
     "tasks/body_problems.py",
+    "worker/classify.py",
+    "worker/diagnose.py",
+    "worker/logging.py",
+    "worker/refusals.py",
+    "worker/token_cache.py",
+    "worker/tokens.py",
+    "worker/tools/diagnose_cli.py",
 )
 
 

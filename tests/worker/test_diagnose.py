@@ -28,9 +28,9 @@ from worker.diagnose import (
     WARNING,
     Check,
     ConnectionReport,
-    format_report,
 )
 from worker.errors import HypatosError, PermanentError, TransientError
+from worker.tools.diagnose_cli import format_report
 from worker.transport import ApiResponse, Transport
 
 SECRET = "test-secret"
@@ -60,7 +60,7 @@ def _run(connection: Connection, **options: Any) -> tuple[ConnectionReport, list
     async def go() -> tuple[ConnectionReport, list[bytes]]:
         async with aiohttp.ClientSession() as session:
             transport = RecordingTransport(session)
-            report = await diagnose.test_connection(connection, transport, **options)
+            report = await diagnose.check_connection(connection, transport, **options)
             return report, transport.bodies
 
     return asyncio.run(go())
@@ -288,7 +288,7 @@ HTTPS = "https://api.cloud.hypatos.ai/v2"
 def _scripted(
     connection: Connection, *script: ApiResponse | HypatosError, **options: Any
 ) -> ConnectionReport:
-    return asyncio.run(diagnose.test_connection(connection, ScriptedTransport(*script), **options))
+    return asyncio.run(diagnose.check_connection(connection, ScriptedTransport(*script), **options))
 
 
 def test_given_https_and_a_good_exchange_then_tls_is_ok() -> None:
@@ -357,7 +357,7 @@ def test_given_a_server_that_never_answers_then_the_test_times_out() -> None:
             await asyncio.sleep(10)
             raise AssertionError("unreachable")
 
-    report = asyncio.run(diagnose.test_connection(_connection(HTTPS), Silent(), timeout_s=0.05))
+    report = asyncio.run(diagnose.check_connection(_connection(HTTPS), Silent(), timeout_s=0.05))
 
     assert report.check(ENDPOINT_REACHABLE).status == FAILED
     assert "timeout" in report.check(ENDPOINT_REACHABLE).detail
