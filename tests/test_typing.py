@@ -13,6 +13,7 @@ STRICT_MODULES = (
     "tasks/bodies.py",
     "tasks/body_types.py",
     "tasks/body_problems.py",
+    "tasks/service_operations.py",
     "worker/classify.py",
     "worker/diagnose.py",
     "worker/logging.py",
