@@ -194,7 +194,7 @@ def _problem_title(response: ApiResponse, connection: Connection) -> str:
 
 
 def _reset_s(response: ApiResponse) -> str:
-    wait = retry_after_s(429, response.headers)
+    wait = retry_after_s(response.status, response.headers)
     return f"{wait:g} s" if wait is not None else "an unknown time"
 
 
