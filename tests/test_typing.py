@@ -24,7 +24,7 @@ STRICT_MODULES = (
 )
 
 
-def test_the_strict_modules_type_check() -> None:
+def test_given_the_strict_modules_then_mypy_strict_finds_nothing() -> None:
     stdout, stderr, status = api.run(
         [
             "--config-file", str(ROOT / "pyproject.toml"),
