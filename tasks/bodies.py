@@ -1,8 +1,10 @@
-"""Request bodies checked against the vendor contract (Hypatos API v2.15.0), before any HTTP call.
+"""Pydantic models of the vendor's request bodies (Hypatos API v2.15.0), checked before any HTTP call.
 
-`tasks.validation` checks that a body is present and of the right kind (JSON object, text); this
-module checks its content, so a caller hears every problem at once, named by field, instead of a
-terse 400/422 from the API (or, for external data, keys the API drops without a word).
+`tasks.validation` checks that a body is present and of the right kind (JSON object, text); these
+models check its content, and `tasks.body_problems` turns what they find into messages, so a caller
+hears every problem at once, named by field, instead of a terse 400/422 from the API (or, for external
+data, keys the API drops without a word).  The value types (code lists, patterns) are in
+`tasks.body_types`.
 
 The models are written by hand from the spec's request schemas, one class per schema, so the
 worker never needs the spec at run time; ``tests/tasks/test_bodies.py`` compares them with the spec.
@@ -12,173 +14,59 @@ Conventions, following the spec:
   ``additionalProperties: false``, so a property the API gains later still reaches it.
 * Validation is strict: JSON types are not coerced (``"true"`` is not a boolean, ``"1"`` not a number),
   because the body is sent on unchanged and the API would see the original value.
-* An optional property is declared ``name: T = None``: it may be left out, but an explicit ``null``
-  is refused unless the spec marks the property nullable (the ISO code enums); those are ``T | None``.
+* An optional property is typed ``T | None = None``: it may be left out, but `SpecModel` refuses an
+  explicit ``null`` (and leaves it out of the JSON schema) unless the property is declared
+  ``Nullable[T]``, as the spec's ``nullable`` ISO code enums are.
 """
 
 from __future__ import annotations
 
-import re
+import functools
+import types
+import typing
 from collections.abc import Callable, Mapping
-from datetime import date
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ModelWrapValidatorHandler,
-    PlainValidator,
     RootModel,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
-    WithJsonSchema,
     model_validator,
 )
-from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, ErrorDetails, InitErrorDetails
 
-Problems = list[dict[str, str]]
+from tasks.body_types import (
+    NULLABLE,
+    RULE_ERROR,
+    AbbyyLanguage,
+    CountryCode,
+    CurrencyCode,
+    CustomFields,
+    Email,
+    FlatValue,
+    HexId,
+    IsoDate,
+    LanguageCode,
+    NoSpaces,
+    NotBlank,
+    Nullable,
+    Trimmed,
+    rule_error,
+)
 
 MAX_EXTERNAL_DATA_KEYS = 20
 MAX_EXTERNAL_DATA_KEY_LENGTH = 50
 MAX_TITLE_LENGTH = 256
 
-
-def _error(message: str) -> PydanticCustomError:
-    """A validation error whose message is shown to the caller as written."""
-    return PydanticCustomError("body_rule", "{message}", {"message": message})
-
-
-def _show(value: object) -> str:
-    """A short, JSON-flavoured rendering of an offending value for messages."""
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
-# --- string rules the spec states with `pattern` and `format` ----------------------------------
-
-#: What each spec pattern means, in words, for messages.
-PATTERN_RULES: Mapping[str, str] = MappingProxyType(
-    {
-        r"^\S+$": "must not be empty or contain whitespace",
-        r"^[\S ]*\S[\S ]*$": "must not be blank or contain tabs or line breaks",
-        r"^\S([\S ]*\S)?$": "must not be empty, start or end with a space, or contain tabs or line breaks",
-        r"^[0-9a-fA-F]{24}$": "must be 24 hexadecimal characters",
-    }
-)
-
-NoSpaces = Annotated[str, StringConstraints(pattern=r"^\S+$")]
-NotBlank = Annotated[str, StringConstraints(pattern=r"^[\S ]*\S[\S ]*$")]
-Trimmed = Annotated[str, StringConstraints(pattern=r"^\S([\S ]*\S)?$")]
-HexId = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{24}$")]
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-def _check_date(value: str) -> str:
-    """OpenAPI ``format: date`` is an RFC 3339 full-date: YYYY-MM-DD, and a real calendar day."""
-    try:
-        if _DATE.fullmatch(value):
-            date.fromisoformat(value)
-            return value
-    except ValueError:
-        pass
-    raise _error(f"must be a date as YYYY-MM-DD (got {_show(value)})")
-
-
-def _check_email(value: str) -> str:
-    """A plausibility check for ``format: email``: something@domain.tld, no whitespace."""
-    if not _EMAIL.fullmatch(value):
-        raise _error(f"must be an email address (got {_show(value)})")
-    return value
-
-
-IsoDate = Annotated[str, AfterValidator(_check_date), WithJsonSchema({"type": "string", "format": "date"})]
-Email = Annotated[str, AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email"})]
-
-
-# --- the spec's long enums (ISO codes, OCR languages), checked with a readable message ---------
-
-
-def _words(text: str) -> tuple[str, ...]:
-    """The whitespace-separated words of `text`, in order: long code lists stay readable and diffable."""
-    return tuple(text.split())
-
-
-CURRENCY_CODES = _words(
-    """
-    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN
-    BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD
-    FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS
-    KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN
-    MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR
-    SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD
-    USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XDR XOF XPD XPF XPT XSU XTS
-    XUA XXX YER ZAR ZMW ZWL
-    """
-)
-COUNTRY_CODES = _words(
-    """
-    AF AX AL DZ AS AD AO AI AQ AG AR AM AW AU AT AZ BS BH BD BB BY BE BZ BJ BM BT BO BQ BA BW BV BR IO
-    BN BG BF BI KH CM CA CV KY CF TD CL CN CX CC CO KM CG CD CK CR CI HR CU CW CY CZ DK DJ DM DO EC EG
-    SV GQ ER EE ET FK FO FJ FI FR GF PF TF GA GM GE DE GH GI GR GL GD GP GU GT GG GN GW GY HT HM VA HN
-    HK HU IS IN ID IR IQ IE IM IL IT JM JP JE JO KZ KE KI KP KR KW KG LA LV LB LS LR LY LI LT LU MO MK
-    MG MW MY MV ML MT MH MQ MR MU YT MX FM MD MC MN ME MS MA MZ MM NA NR NP NL NC NZ NI NE NG NU NF MP
-    NO OM PK PW PS PA PG PY PE PH PN PL PT PR QA RE RO RU RW BL SH KN LC MF PM VC WS SM ST SA SN RS SC
-    SL SG SX SK SI SB SO ZA GS SS ES LK SD SR SJ SZ SE CH SY TW TJ TZ TH TL TG TK TO TT TN TR TM TC TV
-    UG UA AE GB US UM UY UZ VU VE VN VG VI WF EH YE ZM ZW
-    """
-)
-LANGUAGE_CODES = _words(
-    """
-    aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de
-    dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id
-    ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu
-    lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu
-    rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr
-    ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu
-    """
-)
-ABBYY_LANGUAGES = _words(
-    """
-    Arabic ArmenianEastern ArmenianGrabar ArmenianWestern Bulgarian Catalan ChinesePRC ChineseTaiwan
-    Croatian Czech Danish Dutch DutchBelgian English Estonian Farsi Finnish French German Greek Hebrew
-    Hungarian Icelandic Indonesian Irish Italian Japanese Korean KoreanHangul Latin Latvian Lithuanian
-    Macedonian Malay Mongol Norwegian Polish PortugueseBrazilian PortugueseStandard Romanian Russian
-    SerbianCyrillic SerbianLatin Slovenian Spanish Swedish Thai Turkish UighurCyrillic UighurLatin
-    Ukrainian Vietnamese Welsh
-    """
-)
-
-
-def _member_of(values: tuple[str, ...], what: str) -> Any:
-    """A string type limited to `values`; the message names the kind of value instead of listing all."""
-    allowed = frozenset(values)
-
-    def check(value: str) -> str:
-        if value not in allowed:
-            raise _error(f"must be {what} (got {_show(value)})")
-        return value
-
-    return Annotated[str, AfterValidator(check), WithJsonSchema({"type": "string", "enum": list(values)})]
-
-
-CurrencyCode = _member_of(CURRENCY_CODES, "an ISO 4217 currency code such as 'EUR'")
-CountryCode = _member_of(COUNTRY_CODES, "an ISO 3166-1 alpha-2 country code such as 'DE'")
-LanguageCode = _member_of(LANGUAGE_CODES, "an ISO 639-1 language code such as 'en'")
-AbbyyLanguage = _member_of(ABBYY_LANGUAGES, "an ABBYY OCR language such as 'English' or 'German'")
-
-#: spec ``customFields``: string values only.
-CustomFields = dict[str, str]
+M = TypeVar("M", bound=BaseModel)
 
 
 # --- models: shared behaviour ------------------------------------------------------------------
@@ -186,15 +74,21 @@ CustomFields = dict[str, str]
 
 def _reraised(error: ErrorDetails) -> InitErrorDetails:
     """`error` as it can be raised again: pydantic's own types keep their type and context."""
-    if error["type"] == "body_rule":
-        return {"type": _error(error["msg"]), "loc": error["loc"], "input": error["input"]}
+    if error["type"] == RULE_ERROR:
+        return {"type": rule_error(error["msg"]), "loc": error["loc"], "input": error["input"]}
     return {"type": error["type"], "loc": error["loc"], "input": error["input"], "ctx": error.get("ctx", {})}
 
 
-def _validate_with(data: Any, handler: Callable[[Any], Any], messages: list[str], title: str) -> Any:
-    """Run `handler`; raise its errors together with `messages` about the whole object, so none of
+def _about_object(data: object, messages: list[str]) -> list[InitErrorDetails]:
+    """Errors about the whole object, one per message."""
+    return [{"type": rule_error(message), "loc": (), "input": data} for message in messages]
+
+
+def _validate_with(
+    data: object, handler: Callable[[object], M], extra: list[InitErrorDetails], title: str
+) -> M:
+    """Run `handler`; raise its errors together with the `extra` ones found beforehand, so none of
     them waits for another round trip."""
-    extra: list[InitErrorDetails] = [{"type": _error(m), "loc": (), "input": data} for m in messages]
     try:
         result = handler(data)
     except ValidationError as exc:
@@ -207,9 +101,45 @@ def _validate_with(data: Any, handler: Callable[[Any], Any], messages: list[str]
     return result
 
 
+def _admits_none(annotation: object) -> bool:
+    """Whether `annotation` is a union with ``None`` (``T | None``)."""
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return is_union and type(None) in typing.get_args(annotation)
+
+
+def _without_none(annotation: object) -> Any:
+    """``T`` from ``T | None`` (a union of several types stays a union)."""
+    rest = tuple(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    return rest[0] if len(rest) == 1 else functools.reduce(lambda a, b: a | b, rest)
+
+
+@functools.cache
+def _refused_nulls(model: type[BaseModel]) -> Mapping[str, ErrorDetails]:
+    """The properties of `model` typed ``T | None`` but not `Nullable`, by their JSON name, each with
+    the error pydantic gives for ``null`` against ``T`` (so the message is the one a wrong type gets)."""
+    refused: dict[str, ErrorDetails] = {}
+    for name, field in model.model_fields.items():
+        if NULLABLE in field.metadata or not _admits_none(field.annotation):
+            continue
+        try:
+            TypeAdapter(_without_none(field.annotation)).validate_python(None, strict=True)
+        except ValidationError as exc:
+            refused[field.alias or name] = exc.errors(include_url=False)[0]
+    return MappingProxyType(refused)
+
+
+def _null_errors(model: type[BaseModel], data: dict[str, Any]) -> list[InitErrorDetails]:
+    """An error for each property given as ``null`` that may be absent but not ``null``."""
+    return [
+        _reraised({**error, "loc": (key,)})
+        for key, error in _refused_nulls(model).items()
+        if key in data and data[key] is None
+    ]
+
+
 class SpecModel(BaseModel):
-    """Base of every body model: strict JSON types, unknown properties kept, and whole-object rules
-    reported with field errors."""
+    """Base of every body model: strict JSON types, unknown properties kept, ``null`` only where the
+    spec allows it, and whole-object rules reported with field errors."""
 
     model_config = ConfigDict(strict=True, extra="allow")
 
@@ -220,35 +150,52 @@ class SpecModel(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _object_rules(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        messages = cls.object_errors(data) if isinstance(data, dict) else []
-        return _validate_with(data, handler, messages, cls.__name__)
+    def _spec_rules(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if not isinstance(data, dict):
+            return handler(data)
+        extra = _about_object(data, cls.object_errors(data)) + _null_errors(cls, data)
+        return _validate_with(data, handler, extra, cls.__name__)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler, /
+    ) -> JsonSchemaValue:
+        """The schema says what validation does: a property that refuses ``null`` does not admit it."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        properties = schema.get("properties", {})
+        for name, field in cls.model_fields.items():
+            if (field.alias or name) not in _refused_nulls(cls):
+                continue
+            for key in {name, field.alias or name} & properties.keys():
+                properties[key] = _not_null(properties[key])
+        return schema
+
+
+def _not_null(prop: JsonSchemaValue) -> JsonSchemaValue:
+    """A property schema ``{"anyOf": [T, {"type": "null"}], "default": null}`` as just ``T``."""
+    alternatives = [alt for alt in prop.get("anyOf", []) if alt != {"type": "null"}]
+    if len(alternatives) != 1:
+        return prop
+    rest = {
+        key: value
+        for key, value in prop.items()
+        if key != "anyOf" and not (key == "default" and value is None)
+    }
+    return {**alternatives[0], **rest}
 
 
 # --- documents ---------------------------------------------------------------------------------
 
 
-def _flat_value(value: object) -> object:
-    """External data is a flat object: scalar values only."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise _error(f"must be a string, number, boolean or null (got {_show(value)})")
-
-
-FlatValue = Annotated[
-    object, PlainValidator(_flat_value), WithJsonSchema({"type": ["string", "number", "boolean", "null"]})
-]
-
-
-def _external_data_errors(data: dict[str, Any]) -> list[str]:
+def _external_data_errors(data: dict[Any, Any]) -> list[str]:
     """The limits the API enforces by silently dropping data; refused here with the key named."""
-    messages = []
+    messages: list[str] = []
     if len(data) > MAX_EXTERNAL_DATA_KEYS:
         messages.append(f"at most {MAX_EXTERNAL_DATA_KEYS} keys (got {len(data)})")
     for key in data:
         if isinstance(key, str) and len(key) > MAX_EXTERNAL_DATA_KEY_LENGTH:
-            shown = key if len(key) <= 30 else key[:30] + "…"
-            messages.append(f"key longer than {MAX_EXTERNAL_DATA_KEY_LENGTH} characters: {shown!r}")
+            cut = key if len(key) <= 30 else key[:30] + "…"
+            messages.append(f"key longer than {MAX_EXTERNAL_DATA_KEY_LENGTH} characters: {cut!r}")
     by_lower: dict[str, list[str]] = {}
     for key in data:
         by_lower.setdefault(str(key).lower(), []).append(str(key))
@@ -274,16 +221,16 @@ class DocumentsUpdateExternalDataRequest(RootModel[dict[str, FlatValue]]):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _limits(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+    def _limits(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
         messages = _external_data_errors(data) if isinstance(data, dict) else []
-        return _validate_with(data, handler, messages, cls.__name__)
+        return _validate_with(data, handler, _about_object(data, messages), cls.__name__)
 
 
 class DocumentsUpdateTransferRequest(SpecModel):
     """spec ``DocumentsUpdateTransferRequest``: the integration's report after pushing a document on."""
 
     successful: bool
-    message: str = None
+    message: str | None = None
 
 
 class ProcessFileRequest(SpecModel):
@@ -291,8 +238,8 @@ class ProcessFileRequest(SpecModel):
 
     fileId: str
     projectId: str
-    externalId: str = None
-    externalData: DocumentsUpdateExternalDataRequest = None
+    externalId: str | None = None
+    externalData: DocumentsUpdateExternalDataRequest | None = None
 
 
 # --- projects ----------------------------------------------------------------------------------
@@ -323,47 +270,47 @@ class ProjectMembers(SpecModel):
     """spec ``ProjectMembers``; `allow` is the discriminator, so it must be present."""
 
     allow: Literal["members"]
-    members: list[str] = None
+    members: list[str] | None = None
 
 
 class SchemaDataPoint(SpecModel):
     """spec ``Schema.dataPoints[]`` (an inline object)."""
 
-    internalName: str = None
-    displayName: str = None
-    type: str = None
-    normalization: list[dict[str, Any]] = None
-    rules: dict[str, Any] = None
+    internalName: str | None = None
+    displayName: str | None = None
+    type: str | None = None
+    normalization: list[dict[str, Any]] | None = None
+    rules: dict[str, Any] | None = None
 
 
 class SchemaFeatures(SpecModel):
     """spec ``Schema.features`` (an inline object)."""
 
-    derivation: bool = None
+    derivation: bool | None = None
 
 
 class ProjectSchema(SpecModel):
     """spec ``Schema``: a project's data-point schema, given when creating a project."""
 
-    version: int = None
-    dataPoints: list[SchemaDataPoint] = None
-    features: SchemaFeatures = None
-    enrichment: dict[str, Any] = None
-    normalization: dict[str, Any] = None
-    validation: dict[str, Any] = None
+    version: int | None = None
+    dataPoints: list[SchemaDataPoint] | None = None
+    features: SchemaFeatures | None = None
+    enrichment: dict[str, Any] | None = None
+    normalization: dict[str, Any] | None = None
+    validation: dict[str, Any] | None = None
 
 
 class ProjectCreateRequest(SpecModel):
     """spec ``ProjectCreateRequest``."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
-    note: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = None
+    note: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
     ocr: Annotated[ProjectOCRAbbyy | ProjectOCRGoogle, Field(discriminator="engine")]
     extractionModelId: str
     completion: Literal["automatic", "manual"] = "manual"
     duplicates: Literal["allow", "fail"] = "fail"
     members: Annotated[ProjectAllMembers | ProjectMembers, Field(discriminator="allow")]
-    schema_: ProjectSchema = Field(None, alias="schema")
+    schema_: ProjectSchema | None = Field(None, alias="schema")
 
 
 # --- enrichment: shared parts ------------------------------------------------------------------
@@ -372,106 +319,106 @@ class ProjectCreateRequest(SpecModel):
 class LanguagedText(SpecModel):
     """spec ``languagedText``."""
 
-    text: str = None
-    language: LanguageCode | None = None
+    text: str | None = None
+    language: Nullable[LanguageCode] = None
 
 
 class LanguagedTextWithValue(SpecModel):
     """spec ``languagedTextWithValue``."""
 
-    value: str = None
-    labels: list[LanguagedText] = None
+    value: str | None = None
+    labels: list[LanguagedText] | None = None
 
 
 class PaymentTerms(SpecModel):
     """spec ``paymentTerms``."""
 
-    paymentTermKey: str = None
-    descriptions: list[LanguagedText] = None
+    paymentTermKey: str | None = None
+    descriptions: list[LanguagedText] | None = None
 
 
 class AccountAssignment(SpecModel):
     """spec ``accountAssignment``."""
 
-    externalGlAccountId: str = None
-    externalCostCenterId: str = None
-    glAccountCode: str = None
-    costCenterCode: str = None
-    quantity: float = None
-    externalProjectId: str = None
-    externalOrderId: str = None
+    externalGlAccountId: str | None = None
+    externalCostCenterId: str | None = None
+    glAccountCode: str | None = None
+    costCenterCode: str | None = None
+    quantity: float | None = None
+    externalProjectId: str | None = None
+    externalOrderId: str | None = None
 
 
 class TaxCode(SpecModel):
     """spec ``taxCode``."""
 
-    description: str = None
-    code: str = None
+    description: str | None = None
+    code: str | None = None
 
 
 class VatId(SpecModel):
     """spec ``vatId``."""
 
-    id: str = None
-    countryCode: CountryCode | None = None
+    id: str | None = None
+    countryCode: Nullable[CountryCode] = None
 
 
 class TaxId(SpecModel):
     """spec ``taxId``."""
 
-    id: str = None
-    type: str = None
+    id: str | None = None
+    type: str | None = None
 
 
 class BankAccount(SpecModel):
     """spec ``bankAccount``."""
 
     externalId: NoSpaces
-    countryCode: CountryCode | None = None
-    bankAccountNumber: str = None
-    bankAccountHolder: str = None
-    iban: str = None
-    bic: str = None
-    bankName: str = None
-    bankStreet: str = None
-    bankPostcode: str = None
-    bankCity: str = None
-    isActive: bool = None
+    countryCode: Nullable[CountryCode] = None
+    bankAccountNumber: str | None = None
+    bankAccountHolder: str | None = None
+    iban: str | None = None
+    bic: str | None = None
+    bankName: str | None = None
+    bankStreet: str | None = None
+    bankPostcode: str | None = None
+    bankCity: str | None = None
+    isActive: bool | None = None
 
 
 class DefaultAccountAssignment(SpecModel):
     """spec ``defaultAssignments.defaultAccountAssignment`` (an inline object)."""
 
-    glAccountCode: str = None
-    costCenterCode: str = None
-    externalApproverId: str = None
-    externalProjectId: str = None
-    externalOrderId: str = None
+    glAccountCode: str | None = None
+    costCenterCode: str | None = None
+    externalApproverId: str | None = None
+    externalProjectId: str | None = None
+    externalOrderId: str | None = None
 
 
 class DefaultAssignments(SpecModel):
     """spec ``defaultAssignments``: the part suppliers and subsidiaries share (``allOf``)."""
 
-    defaultAccountAssignment: DefaultAccountAssignment = None
+    defaultAccountAssignment: DefaultAccountAssignment | None = None
 
 
 class WithholdingTaxInfo(SpecModel):
     """spec ``withholdingTaxInfo``."""
 
-    description: str = None
-    key: str = None
+    description: str | None = None
+    key: str | None = None
 
 
 class Subsidiary(DefaultAssignments):
     """spec ``subsidiary`` (``allOf`` defaultAssignments and its own properties)."""
 
-    externalCompanyId: str = None
-    paymentTerms: PaymentTerms = None
-    blockedForPosting: bool = None
-    blockedForPayment: bool = None
-    enabledForAutoPosting: bool = None
-    defaultGlAccountCode: str = None  # deprecated in the spec, still accepted
-    withholdingTaxInfo: list[WithholdingTaxInfo] = None
+    externalCompanyId: str | None = None
+    paymentTerms: PaymentTerms | None = None
+    blockedForPosting: bool | None = None
+    blockedForPayment: bool | None = None
+    enabledForAutoPosting: bool | None = None
+    defaultGlAccountCode: str | None = None  # deprecated in the spec, still accepted
+    withholdingTaxInfo: list[WithholdingTaxInfo] | None = None
 
 
 # --- enrichment: the eight insert bodies and their parts ---------------------------------------
@@ -481,12 +428,12 @@ class Approver(SpecModel):
     """spec ``approver`` (insertApprover)."""
 
     externalId: NoSpaces
-    companyAssignment: list[str] = None
-    isActive: bool = None
-    firstName: str = None
-    lastName: str = None
-    email: Email = None
-    phoneNumber: str = None
+    companyAssignment: list[str] | None = None
+    isActive: bool | None = None
+    firstName: str | None = None
+    lastName: str | None = None
+    email: Email | None = None
+    phoneNumber: str | None = None
 
 
 class Company(SpecModel):
@@ -494,15 +441,15 @@ class Company(SpecModel):
 
     externalId: NoSpaces
     name: NotBlank
-    street: str = None
-    addressAdditional: str = None
-    postcode: str = None
-    city: str = None
-    state: str = None
-    countryCode: CountryCode | None = None
-    vatIds: list[VatId] = None
-    taxIds: list[TaxId] = None
-    customFields: CustomFields = None
+    street: str | None = None
+    addressAdditional: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+    state: str | None = None
+    countryCode: Nullable[CountryCode] = None
+    vatIds: list[VatId] | None = None
+    taxIds: list[TaxId] | None = None
+    customFields: CustomFields | None = None
 
 
 class _CodedRecord(SpecModel):
@@ -510,11 +457,11 @@ class _CodedRecord(SpecModel):
 
     externalId: NoSpaces
     code: Trimmed
-    companyAssignment: list[str] = None
-    type: LanguagedTextWithValue = None
-    category: LanguagedTextWithValue = None
-    label: list[LanguagedText] = None
-    shortLabel: list[LanguagedText] = None
+    companyAssignment: list[str] | None = None
+    type: LanguagedTextWithValue | None = None
+    category: LanguagedTextWithValue | None = None
+    label: list[LanguagedText] | None = None
+    shortLabel: list[LanguagedText] | None = None
 
 
 class CostCenter(_CodedRecord):
@@ -526,18 +473,18 @@ class Customer(SpecModel):
 
     externalId: NoSpaces
     name: NotBlank
-    street: str = None
-    addressAdditional: str = None
-    postcode: str = None
-    city: str = None
-    countryCode: CountryCode | None = None
-    vatIds: list[VatId] = None
-    taxIds: list[TaxId] = None
-    blockedForPosting: bool = None
-    blockedForPayment: bool = None
-    customerSubsidiaries: list[Subsidiary] = None
-    customerBankAccounts: list[BankAccount] = None
-    customFields: CustomFields = None
+    street: str | None = None
+    addressAdditional: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+    countryCode: Nullable[CountryCode] = None
+    vatIds: list[VatId] | None = None
+    taxIds: list[TaxId] | None = None
+    blockedForPosting: bool | None = None
+    blockedForPayment: bool | None = None
+    customerSubsidiaries: list[Subsidiary] | None = None
+    customerBankAccounts: list[BankAccount] | None = None
+    customFields: CustomFields | None = None
 
 
 class GlAccount(_CodedRecord):
@@ -548,70 +495,70 @@ class Document(SpecModel):
     """spec ``document``: a reference from an invoice to a document in Hypatos Studio."""
 
     id: HexId
-    type: NoSpaces = None
+    type: NoSpaces | None = None
 
 
 class InvoiceLine(SpecModel):
     """spec ``invoiceLine`` (no property is required; ``externalId`` identifies the line)."""
 
-    externalId: NoSpaces = None
-    externalCompanyId: str = None
-    accountAssignments: list[AccountAssignment] = None
-    type: str = None
-    quantity: float = None
-    netAmount: float = None
-    totalTaxAmount: float = None
-    grossAmount: float = None
-    unitOfMeasure: str = None
-    unitPrice: float = None
-    taxCode: TaxCode = None
-    taxJurisdictionCode: str = None
-    itemText: str = None
-    externalPurchaseOrderId: str = None
-    purchaseOrderLineNumber: str = None
-    centralBankIndicator: str = None
-    customFields: CustomFields = None
+    externalId: NoSpaces | None = None
+    externalCompanyId: str | None = None
+    accountAssignments: list[AccountAssignment] | None = None
+    type: str | None = None
+    quantity: float | None = None
+    netAmount: float | None = None
+    totalTaxAmount: float | None = None
+    grossAmount: float | None = None
+    unitOfMeasure: str | None = None
+    unitPrice: float | None = None
+    taxCode: TaxCode | None = None
+    taxJurisdictionCode: str | None = None
+    itemText: str | None = None
+    externalPurchaseOrderId: str | None = None
+    purchaseOrderLineNumber: str | None = None
+    centralBankIndicator: str | None = None
+    customFields: CustomFields | None = None
 
 
 class WithholdingTax(SpecModel):
     """spec ``withholdingTax``."""
 
-    key: str = None
-    baseAmount: float = None
-    amount: float = None
-    currency: CurrencyCode | None = None
+    key: str | None = None
+    baseAmount: float | None = None
+    amount: float | None = None
+    currency: Nullable[CurrencyCode] = None
 
 
 class Invoice(SpecModel):
     """spec ``invoice`` (insertInvoice); its description also asks for documentId or documents."""
 
     externalId: NoSpaces
-    documentId: HexId = None
-    documents: Annotated[list[Document], Field(min_length=1)] = None
-    supplierInvoiceNumber: str = None
-    invoiceNumber: str = None
-    externalCompanyId: str = None
-    externalSupplierId: str = None
-    externalBankAccountId: str = None
-    fiscalYearLabel: str = None
-    issuedDate: IsoDate = None
-    receivedDate: IsoDate = None
-    postingDate: IsoDate = None
-    isCanceled: bool = None
-    relatedInvoice: str = None
-    currency: CurrencyCode | None = None
-    totalNetAmount: float = None
-    totalFreightCharges: float = None
-    totalOtherCharges: float = None
-    totalTaxAmount: float = None
-    totalGrossAmount: float = None
-    paymentTerms: PaymentTerms = None
-    externalApproverId: str = None
-    customFields: CustomFields = None
-    headerText: str = None
-    type: str = None
+    documentId: HexId | None = None
+    documents: Annotated[list[Document], Field(min_length=1)] | None = None
+    supplierInvoiceNumber: str | None = None
+    invoiceNumber: str | None = None
+    externalCompanyId: str | None = None
+    externalSupplierId: str | None = None
+    externalBankAccountId: str | None = None
+    fiscalYearLabel: str | None = None
+    issuedDate: IsoDate | None = None
+    receivedDate: IsoDate | None = None
+    postingDate: IsoDate | None = None
+    isCanceled: bool | None = None
+    relatedInvoice: str | None = None
+    currency: Nullable[CurrencyCode] = None
+    totalNetAmount: float | None = None
+    totalFreightCharges: float | None = None
+    totalOtherCharges: float | None = None
+    totalTaxAmount: float | None = None
+    totalGrossAmount: float | None = None
+    paymentTerms: PaymentTerms | None = None
+    externalApproverId: str | None = None
+    customFields: CustomFields | None = None
+    headerText: str | None = None
+    type: str | None = None
     invoiceLines: Annotated[list[InvoiceLine], Field(min_length=1)]
-    withholdingTax: list[WithholdingTax] = None
+    withholdingTax: list[WithholdingTax] | None = None
 
     @classmethod
     def object_errors(cls, data: dict[str, Any]) -> list[str]:
@@ -624,53 +571,53 @@ class Invoice(SpecModel):
 class Material(SpecModel):
     """spec ``purchaseOrderLine.material`` (an inline object)."""
 
-    description: str = None
-    externalId: NoSpaces = None
-    supplierNumber: str = None
-    type: str = None
-    group: str = None
+    description: str | None = None
+    externalId: NoSpaces | None = None
+    supplierNumber: str | None = None
+    type: str | None = None
+    group: str | None = None
 
 
 class PurchaseOrderLine(SpecModel):
     """spec ``purchaseOrderLine``."""
 
     purchaseOrderLineNumber: str
-    externalCompanyId: str = None
-    accountAssignments: list[AccountAssignment] = None
-    type: str = None
-    quantity: float = None
-    status: str = None
-    netAmount: float = None
-    totalTaxAmount: float = None
-    grossAmount: float = None
-    unitOfMeasure: str = None
-    unitPrice: float = None
-    taxCode: TaxCode = None
-    itemText: str = None
-    material: Material = None
-    customFields: CustomFields = None
+    externalCompanyId: str | None = None
+    accountAssignments: list[AccountAssignment] | None = None
+    type: str | None = None
+    quantity: float | None = None
+    status: str | None = None
+    netAmount: float | None = None
+    totalTaxAmount: float | None = None
+    grossAmount: float | None = None
+    unitOfMeasure: str | None = None
+    unitPrice: float | None = None
+    taxCode: TaxCode | None = None
+    itemText: str | None = None
+    material: Material | None = None
+    customFields: CustomFields | None = None
 
 
 class PurchaseOrder(SpecModel):
     """spec ``purchaseOrder`` (insertPurchaseOrder)."""
 
     externalId: NoSpaces
-    createdDate: IsoDate = None
-    fiscalYearLabel: str = None
-    language: LanguageCode | None = None
-    externalCompanyId: str = None
-    type: str = None
-    externalSupplierId: str = None
-    status: str = None
-    currency: CurrencyCode | None = None
-    totalNetAmount: float = None
-    totalFreightCharges: float = None
-    totalOtherCharges: float = None
-    totalTaxAmount: float = None
-    totalGrossAmount: float = None
-    paymentTerms: PaymentTerms = None
-    customFields: CustomFields = None
-    purchaseOrderLines: list[PurchaseOrderLine] = None
+    createdDate: IsoDate | None = None
+    fiscalYearLabel: str | None = None
+    language: Nullable[LanguageCode] = None
+    externalCompanyId: str | None = None
+    type: str | None = None
+    externalSupplierId: str | None = None
+    status: str | None = None
+    currency: Nullable[CurrencyCode] = None
+    totalNetAmount: float | None = None
+    totalFreightCharges: float | None = None
+    totalOtherCharges: float | None = None
+    totalTaxAmount: float | None = None
+    totalGrossAmount: float | None = None
+    paymentTerms: PaymentTerms | None = None
+    customFields: CustomFields | None = None
+    purchaseOrderLines: list[PurchaseOrderLine] | None = None
 
 
 class Supplier(DefaultAssignments):
@@ -678,20 +625,20 @@ class Supplier(DefaultAssignments):
 
     externalId: NoSpaces
     name: NotBlank
-    street: str = None
-    addressAdditional: str = None
-    postcode: str = None
-    city: str = None
-    state: str = None
-    countryCode: CountryCode | None = None
-    vatIds: list[VatId] = None
-    taxIds: list[TaxId] = None
-    blockedForPosting: bool = None
-    blockedForPayment: bool = None
-    defaultGlAccountCode: str = None  # deprecated in the spec, still accepted
-    supplierSubsidiaries: list[Subsidiary] = None
-    supplierBankAccounts: list[BankAccount] = None
-    customFields: CustomFields = None
+    street: str | None = None
+    addressAdditional: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+    state: str | None = None
+    countryCode: Nullable[CountryCode] = None
+    vatIds: list[VatId] | None = None
+    taxIds: list[TaxId] | None = None
+    blockedForPosting: bool | None = None
+    blockedForPayment: bool | None = None
+    defaultGlAccountCode: str | None = None  # deprecated in the spec, still accepted
+    supplierSubsidiaries: list[Subsidiary] | None = None
+    supplierBankAccounts: list[BankAccount] | None = None
+    customFields: CustomFields | None = None
 
 
 #: The body model of every operation that sends JSON, by operation name.
@@ -732,101 +679,3 @@ def _title_problems(body: str) -> list[str]:
 TEXT_CHECKS: Mapping[str, Callable[[str], list[str]]] = MappingProxyType(
     {"documentsUpdateExternalId": _external_id_problems, "documentsUpdateTitle": _title_problems}
 )
-
-
-# --- pydantic errors as problems ---------------------------------------------------------------
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-_FIXED_MESSAGES = {"missing": "is required", "union_tag_not_found": "is required"}
-_TYPE_MESSAGES = {
-    "string_type": "must be a string",
-    "bool_type": "must be a boolean",
-    "float_type": "must be a number",
-    "int_type": "must be an integer",
-    "list_type": "must be a list",
-    "dict_type": "must be an object",
-    "model_type": "must be an object",
-    "model_attributes_type": "must be an object",
-}
-_SIZE_ERRORS = frozenset({"too_short", "too_long", "string_too_short", "string_too_long"})
-
-
-def _size_message(kind: str, ctx: dict[str, Any], size: int) -> str:
-    """Messages for list and string length limits, with the size found."""
-    verb, unit = ("be", "characters") if kind.startswith("string") else ("have", "items")
-    if kind.endswith("too_long"):
-        return f"must {verb} at most {ctx['max_length']} {unit} (got {size})"
-    if ctx["min_length"] == 1:
-        return "must not be empty"
-    return f"must {verb} at least {ctx['min_length']} {unit} (got {size})"
-
-
-def _message(error: ErrorDetails) -> str:
-    """A short message saying what is expected, from one pydantic error."""
-    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
-    if kind in _FIXED_MESSAGES:
-        return _FIXED_MESSAGES[kind]
-    if kind in _TYPE_MESSAGES:
-        return f"{_TYPE_MESSAGES[kind]} (got {_show(value)})"
-    if kind in _SIZE_ERRORS and isinstance(value, str | list | dict):
-        return _size_message(kind, ctx, len(value))
-    if kind == "literal_error":
-        return f"must be {ctx['expected']} (got {_show(value)})"
-    if kind == "union_tag_invalid":
-        return f"must be one of {ctx['expected_tags']} (got {_show(ctx['tag'])})"
-    if kind == "string_pattern_mismatch":
-        rule = PATTERN_RULES.get(ctx["pattern"], f"must match {ctx['pattern']}")
-        return f"{rule} (got {_show(value)})"
-    return error["msg"]
-
-
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    """``body``, ``body.name``, ``body.lines[0].name``; odd keys (spaces, dots) as ``body["a b"]``."""
-    name = "body"
-    for part in loc:
-        if isinstance(part, int):
-            name += f"[{part}]"
-        elif _IDENTIFIER.fullmatch(part):
-            name += f".{part}"
-        else:
-            name += f'["{part}"]'
-    return name
-
-
-def _location(error: ErrorDetails, tagged: frozenset[str]) -> tuple[int | str, ...]:
-    """The error's place in the body, without the tags pydantic adds inside discriminated unions."""
-    loc = tuple(error["loc"])
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        return (*loc, error["ctx"]["discriminator"].strip("'"))
-    if len(loc) > 1 and loc[0] in tagged:
-        return (loc[0], *loc[2:])
-    return loc
-
-
-def _tagged_fields(model: type[BaseModel]) -> frozenset[str]:
-    """Top-level fields holding a discriminated union (``ocr``, ``members`` in projectsCreate)."""
-    return frozenset(f.alias or n for n, f in model.model_fields.items() if f.discriminator)
-
-
-def _model_problems(model: type[BaseModel], body: object) -> Problems:
-    try:
-        model.model_validate(body)
-    except ValidationError as exc:
-        tagged = _tagged_fields(model)
-        return [
-            {"field": _field_name(_location(e, tagged)), "message": _message(e)}
-            for e in exc.errors(include_url=False)
-        ]
-    return []
-
-
-def body_problems(operation_name: str, body: object) -> list[dict[str, str]]:
-    """Problems with `body` for the operation (empty list when fine or when the operation has no body model)."""  # noqa: E501
-    if operation_name in BODY_MODELS:
-        return _model_problems(BODY_MODELS[operation_name], body)
-    if operation_name in TEXT_CHECKS:
-        if not isinstance(body, str):
-            return [{"field": "body", "message": f"must be a string (got {_show(body)})"}]
-        return [{"field": "body", "message": m} for m in TEXT_CHECKS[operation_name](body)]
-    return []

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.bodies import body_problems
+from tasks.body_problems import body_problems
 from tasks.catalog import BodyKind, In, Operation, Param, ResponseKind
 from tasks.files import inbox_path_parts
 from tasks.text import has_lone_surrogate, printable, text_problem

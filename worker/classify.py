@@ -1,7 +1,8 @@
 """What an answer from Hypatos means for the caller: the one place status codes are interpreted.
 
 `classify_status` and `classify_exception` are pure; the client carries out what they decide.  The
-tables are data, so a new status or exception is one row (and one test row).
+tables are data, so a new status or exception is one row (and one test row).  What Test Connection
+reports for the same answers (meaning and fix, for people) is in the tables of `worker.refusals`.
 """
 
 from __future__ import annotations
@@ -76,6 +77,15 @@ TOKEN_STATUS: Mapping[int, Resolution] = {
         Action.FAIL, "token_endpoint_not_found", "no token endpoint at access_token_url: check the URL"
     ),
 }
+
+#: The ``outcome`` label of a token request in the metrics, by status; any other status is "error".
+TOKEN_REQUEST_OUTCOMES: Mapping[int, str] = {200: "ok", 400: "refused", 401: "refused"}
+
+
+def token_request_outcome(status: int) -> str:
+    """The metrics outcome of a token request answered with `status`."""
+    return TOKEN_REQUEST_OUTCOMES.get(status, "error")
+
 
 _SERVER_ERROR = Resolution(Action.RETRY, "server_error", "Hypatos answered with a server error")
 _OTHER_CLIENT_ERROR = Resolution(Action.FAIL, "rejected", "Hypatos rejected the request")

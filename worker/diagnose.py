@@ -1,33 +1,36 @@
 """Test Connection: try a connection step by step and say, for each step, what to fix.
 
-`test_connection` makes one token request and, when it gets a token, one cheap read call.  Each
-step becomes a `Check`; the `ConnectionReport` drives ``hypatos-worker test-connection`` (text via
-`format_report`, ``--json`` via `ConnectionReport.to_dict`) and the ``testConnection`` queue
-operation.  Nothing is retried, so the report shows what happened on this attempt, not what a
+`check_connection` makes one token request (the one `worker.tokens` builds) and, when it gets a
+token, one cheap read call.  Each step becomes a `Check`; the `ConnectionReport` drives
+``hypatos-worker test-connection`` (`worker.tools.diagnose_cli` prints it) and the ``testConnection``
+queue operation.  Nothing is retried, so the report shows what happened on this attempt, not what a
 retrying client would eventually get.  The token obtained is used only here and never cached.
 
-Every text that leaves this module is built from fixed wording, status codes, scope names and URLs
-without credentials; transport errors contribute only their code and message, and all text is
-scrubbed of the client secret and the token as a last line of defence.
+What a status means and the fix to show come from the tables of `worker.refusals`; whether an answer
+succeeded, from `worker.classify`.  Every text in a report is built from that fixed wording, status
+codes, scope names, URLs without credentials, transport error codes and messages, and the ``title``
+of an error body; all of it is scrubbed of the connection's client secret, its Basic encoding and
+access tokens (`secret_registry`), so a token endpoint that echoes the credentials leaks nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import structlog
 
-from worker import constants
-from worker.classify import retry_after_s
+from worker import refusals
+from worker.classify import API_STATUS, TOKEN_STATUS, Action, Resolution, classify_status, retry_after_s
 from worker.connections import Connection
 from worker.errors import HypatosError
-from worker.logging import REDACTED, secrets
+from worker.logging import secret_registry
+from worker.tokens import token_request
 from worker.transport import ApiResponse, Transport
 
 log = structlog.get_logger(__name__)
@@ -62,20 +65,6 @@ SLOW_MS = 2000.0
 #: Upper bound for each exchange, so a black-holed address cannot hang the test.
 DEFAULT_TIMEOUT_S = 30.0
 
-_NETWORK_FIX = (
-    "check endpoint_url and access_token_url, DNS, the network route from this host, "
-    "and any proxy or firewall between this host and Hypatos"
-)
-_TLS_FIX = (
-    "check that the URL names the Hypatos server (not a proxy or an IP address) and that this host's "
-    "CA store trusts its certificate (corporate TLS inspection needs its CA installed)"
-)
-_CREDENTIALS_FIX = (
-    "check client_id and client_secret, and that the API service account is active in Hypatos Studio"
-)
-_SERVER_FIX = "Hypatos had a server error: test again later and check the Hypatos status page"
-_RATE_FIX = "slow down: lower the worker concurrency or spread the calls, or ask Hypatos for a higher quota"
-
 
 @dataclass(frozen=True)
 class Check:
@@ -94,12 +83,15 @@ class ConnectionReport:
     connection: str
     usable: bool
     checks: tuple[Check, ...]
+    #: When the test ran: ISO 8601, UTC, to the second.
+    checked_at: str
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only, for ``--json`` and the queue operation's result."""
         return {
             "connection": self.connection,
             "usable": self.usable,
+            "checked_at": self.checked_at,
             "checks": [asdict(check) for check in self.checks],
         }
 
@@ -129,19 +121,14 @@ class _Grant:
 # ---- the exchanges ------------------------------------------------------------------------------
 
 
-async def _send(
-    transport: Transport,
-    clock: Callable[[], float],
-    timeout_s: float,
-    method: str,
-    url: str,
-    **options: Any,
+async def _timed(
+    clock: Callable[[], float], timeout_s: float, url: str, exchange: Awaitable[ApiResponse]
 ) -> _Exchange:
-    """One timed exchange; transport errors and timeouts are returned, not raised, to be reported."""
+    """Await one exchange, timed; transport errors and timeouts are returned, not raised, to be reported."""
     started = clock()
     try:
         async with asyncio.timeout(timeout_s):
-            response = await transport.send(method, url, **options)
+            response = await exchange
     except HypatosError as exc:
         return _Exchange(url, _ms(clock() - started), error=exc)
     except TimeoutError:
@@ -157,19 +144,9 @@ def _ms(seconds: float) -> float:
 async def _request_token(
     connection: Connection, transport: Transport, clock: Callable[[], float], timeout_s: float
 ) -> _Exchange:
-    """The same request `worker.tokens` makes, sent once, so the test exercises the real path."""
-    form = {"grant_type": constants.GRANT_TYPE}
-    if connection.scope:
-        form["scope"] = connection.scope
-    headers = {
-        "Accept": "application/json",
-        "Authorization": aiohttp.encode_basic_auth(
-            connection.client_id, connection.client_secret.get_secret_value()
-        ),
-    }
-    return await _send(
-        transport, clock, timeout_s, "POST", connection.access_token_url, headers=headers, data=form
-    )
+    """The request `worker.tokens` makes, sent once, so the test exercises the real path."""
+    request = token_request(connection)
+    return await _timed(clock, timeout_s, request.url, request.send(transport))
 
 
 async def _read_call(
@@ -181,10 +158,9 @@ async def _read_call(
     timeout_s: float,
 ) -> _Exchange:
     _scope, path, query = call
+    url = connection.endpoint_url + path
     headers = {"Accept": "application/json", "Authorization": f"Bearer {grant.token}"}
-    return await _send(
-        transport, clock, timeout_s, "GET", connection.endpoint_url + path, headers=headers, params=query
-    )
+    return await _timed(clock, timeout_s, url, transport.send("GET", url, headers=headers, params=query))
 
 
 # ---- reading the answers ------------------------------------------------------------------------
@@ -202,15 +178,23 @@ def _error_summary(error: HypatosError) -> str:
     return f"{error.message} [{error.code}]"
 
 
-def _problem_title(response: ApiResponse) -> str:
-    """The ``title`` of an error body, if any, cut short: it says which refusal it was."""
+def _scrubbed(text: str, connection: Connection) -> str:
+    """`text` without the connection's secrets (client secret, Basic encoding) or any known token."""
+    return secret_registry.scrub(secret_registry.scrub_scope(text, connection.name))
+
+
+def _problem_title(response: ApiResponse, connection: Connection) -> str:
+    """The ``title`` of an error body, if any, cut short: it says which refusal it was.
+
+    Scrubbed before it is cut, so an echoed secret cut in half cannot slip past the scrubbing.
+    """
     body = response.decoded()
     title = body.get("title") if isinstance(body, dict) else None
-    return f": {str(title)[:120]}" if title else ""
+    return f": {_scrubbed(str(title), connection)[:120]}" if title else ""
 
 
 def _reset_s(response: ApiResponse) -> str:
-    wait = retry_after_s(429, response.headers)
+    wait = retry_after_s(response.status, response.headers)
     return f"{wait:g} s" if wait is not None else "an unknown time"
 
 
@@ -220,7 +204,8 @@ def _granted(response: ApiResponse) -> _Grant | None:
     token = body.get("access_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         return None
-    secrets.add(token)
+    # Process-wide only: a connection's scope keeps the tokens its requests use, which this one is not.
+    secret_registry.add(token)
     scope = body.get("scope")
     return _Grant(token, frozenset(scope.split()) if isinstance(scope, str) else None)
 
@@ -257,7 +242,7 @@ def _reachable_check(exchange: _Exchange) -> Check:
         ENDPOINT_REACHABLE,
         FAILED,
         f"could not reach the token endpoint {url}: {_error_summary(exchange.error)}",
-        _NETWORK_FIX,
+        refusals.NETWORK_FIX,
     )
 
 
@@ -265,50 +250,28 @@ def _tls_check(exchange: _Exchange) -> Check:
     if urlsplit(exchange.url).scheme != "https":
         return Check(TLS, SKIPPED, "plain http (custom endpoint)")
     if exchange.error is not None and exchange.error.code == "tls_error":
-        return Check(TLS, FAILED, f"TLS handshake failed: {_error_summary(exchange.error)}", _TLS_FIX)
+        return Check(TLS, FAILED, f"TLS handshake failed: {_error_summary(exchange.error)}", refusals.TLS_FIX)
     if exchange.response is None:
         return Check(TLS, SKIPPED, "not run: the token endpoint could not be reached")
     return Check(TLS, OK, "TLS handshake with the token endpoint succeeded")
 
 
-def _credentials_check(response: ApiResponse) -> tuple[Check, _Grant | None]:
-    """Judge the token endpoint's answer; only a 2xx with an access token yields a grant."""
+def _succeeded(response: ApiResponse, table: Mapping[int, Resolution]) -> bool:
+    return classify_status(response.status, table=table).action is Action.SUCCESS
+
+
+def _credentials_check(response: ApiResponse, connection: Connection) -> tuple[Check, _Grant | None]:
+    """Judge the token endpoint's answer; only a success with an access token yields a grant."""
     status = response.status
-    if 200 <= status < 300:
+    if _succeeded(response, TOKEN_STATUS):
         grant = _granted(response)
         if grant is not None:
             return Check(CREDENTIALS_ACCEPTED, OK, f"token issued (HTTP {status})"), grant
-        fix = "check that access_token_url is the Hypatos token endpoint (endpoint_url + /auth/token)"
-        return Check(CREDENTIALS_ACCEPTED, FAILED, f"HTTP {status} without an access_token", fix), None
-    return Check(CREDENTIALS_ACCEPTED, FAILED, *_token_refusal(response)), None
-
-
-def _token_refusal(response: ApiResponse) -> tuple[str, str]:
-    """Detail and fix for a token endpoint answer other than 2xx."""
-    status = response.status
-    seen = f"the token endpoint answered HTTP {status}{_problem_title(response)}"
-    if status == 401:
-        return f"{seen}; the client credentials were refused", _CREDENTIALS_FIX
-    if status == 400:
-        fix = f"{_CREDENTIALS_FIX}, and that `scope` names at least one scope granted to it"
-        return f"{seen}; the token request was refused", fix
-    if status == 403:
-        return (
-            f"{seen}; the requested scope was refused",
-            "remove scopes not granted to the account from `scope`",
-        )
-    if status == 404:
-        return (
-            f"{seen}; no token endpoint there",
-            "check access_token_url (default: endpoint_url + /auth/token)",
-        )
-    if status == 429:
-        return f"{seen}; the rate limit is spent, the window resets in {_reset_s(response)}", (
-            f"test again after the reset; if it recurs, {_RATE_FIX}"
-        )
-    if status >= 500:
-        return f"{seen}; credentials could not be checked", _SERVER_FIX
-    return f"{seen}; unexpected answer", "check access_token_url: it should be the Hypatos token endpoint"
+        detail = f"HTTP {status} without an access_token"
+        return Check(CREDENTIALS_ACCEPTED, FAILED, detail, refusals.NO_ACCESS_TOKEN_FIX), None
+    seen = f"the token endpoint answered HTTP {status}{_problem_title(response, connection)}"
+    meaning, fix = refusals.token_refusal(status).render(reset=_reset_s(response))
+    return Check(CREDENTIALS_ACCEPTED, FAILED, f"{seen}; {meaning}", fix), None
 
 
 def _is_read(scope: str) -> bool:
@@ -336,7 +299,7 @@ def _scopes_check(connection: Connection, granted: frozenset[str] | None) -> Che
         f"configured but not granted: {names} (operations needing {them} will get 403); "
         f"granted: {' '.join(sorted(granted)) or 'none'}"
     )
-    fix = f"ask Hypatos to grant {names} to the API service account, or remove {them} from `scope`"
+    fix = refusals.SCOPES_FIX.format(names=names, them=them)
     return Check(SCOPES, FAILED if _nothing_left(configured, granted) else WARNING, detail, fix)
 
 
@@ -363,41 +326,20 @@ def _call_label(call: tuple[str, str, tuple[tuple[str, str], ...]]) -> str:
     return "GET " + path + ("?" + "&".join(f"{k}={v}" for k, v in query) if query else "")
 
 
-def _api_check(call: tuple[str, str, tuple[tuple[str, str], ...]], exchange: _Exchange) -> Check:
+def _api_check(
+    call: tuple[str, str, tuple[tuple[str, str], ...]], exchange: _Exchange, connection: Connection
+) -> Check:
     label = _call_label(call)
     if exchange.error is not None:
-        fix = _TLS_FIX if exchange.error.code == "tls_error" else _NETWORK_FIX
+        fix = refusals.TLS_FIX if exchange.error.code == "tls_error" else refusals.NETWORK_FIX
         return Check(API_CALL, FAILED, f"{label} failed: {_error_summary(exchange.error)}", fix)
     assert exchange.response is not None
     status = exchange.response.status
-    if 200 <= status < 300:
+    if _succeeded(exchange.response, API_STATUS):
         return Check(API_CALL, OK, f"{label} answered HTTP {status} ({call[0]})")
-    seen = f"{label} answered HTTP {status}{_problem_title(exchange.response)}"
-    return Check(API_CALL, FAILED, *_api_refusal(call, exchange.response, seen))
-
-
-def _api_refusal(
-    call: tuple[str, str, tuple[tuple[str, str], ...]], response: ApiResponse, seen: str
-) -> tuple[str, str]:
-    """Detail and fix for a read call answered with something other than 2xx."""
-    status = response.status
-    if status == 401:
-        return f"{seen}; the API refused the fresh token", (
-            "check that access_token_url and endpoint_url belong to the same Hypatos environment"
-        )
-    if status == 403:
-        return f"{seen}; the token lacks {call[0]}", (
-            f"ask Hypatos to grant {call[0]} to the API service account, or check `scope`"
-        )
-    if status == 404:
-        return f"{seen}; no such API there", "check endpoint_url: it should end in /v2"
-    if status == 429:
-        return f"{seen}; the rate limit is spent, the window resets in {_reset_s(response)}", (
-            f"test again after the reset; if it recurs, {_RATE_FIX}"
-        )
-    if status >= 500:
-        return seen, _SERVER_FIX
-    return f"{seen}; unexpected answer", "check endpoint_url: it should be a Hypatos v2 API URL"
+    seen = f"{label} answered HTTP {status}{_problem_title(exchange.response, connection)}"
+    meaning, fix = refusals.api_refusal(status).render(scope=call[0], reset=_reset_s(exchange.response))
+    return Check(API_CALL, FAILED, f"{seen}; {meaning}" if meaning else seen, fix)
 
 
 def _headroom_check(response: ApiResponse) -> Check:
@@ -409,7 +351,7 @@ def _headroom_check(response: ApiResponse) -> Check:
     detail = f"{remaining} of {limit} requests left in the current window"
     detail += f" (resets in {reset} s)" if reset is not None else ""
     if remaining < limit * HEADROOM_WARNING_SHARE:
-        return Check(RATE_LIMIT_HEADROOM, WARNING, detail, _RATE_FIX)
+        return Check(RATE_LIMIT_HEADROOM, WARNING, detail, refusals.RATE_FIX)
     return Check(RATE_LIMIT_HEADROOM, OK, detail)
 
 
@@ -419,11 +361,7 @@ def _latency_check(token: _Exchange, api: _Exchange | None, call_label: str | No
         timings.append((call_label, api.elapsed_ms))
     detail = ", ".join(f"{label} {ms:.0f} ms" for label, ms in timings)
     if any(ms > SLOW_MS for _label, ms in timings):
-        fix = (
-            f"Hypatos answers slowly from here (over {SLOW_MS:.0f} ms): check the network path and any "
-            "proxy; expect longer operation times"
-        )
-        return Check(LATENCY, WARNING, detail, fix)
+        return Check(LATENCY, WARNING, detail, refusals.SLOW_FIX.format(slow_ms=f"{SLOW_MS:.0f}"))
     return Check(LATENCY, OK, detail)
 
 
@@ -439,7 +377,7 @@ async def _checks_after_token(
 ) -> list[Check]:
     """Credentials, scopes, the read call, headroom and latency, once the token endpoint answered."""
     assert token.response is not None
-    credentials, grant = _credentials_check(token.response)
+    credentials, grant = _credentials_check(token.response, connection)
     if grant is None:
         return [credentials, *_skipped(CHECK_NAMES[3:], "no access token")]
     checks = [credentials, _scopes_check(connection, grant.scopes)]
@@ -451,22 +389,17 @@ async def _checks_after_token(
         checks.append(Check(API_CALL, SKIPPED, detail))
     else:
         api = await _read_call(connection, transport, grant, call, clock, timeout_s)
-        checks.append(_api_check(call, api))
+        checks.append(_api_check(call, api, connection))
     last = api.response if api is not None and api.response is not None else token.response
     checks.append(_headroom_check(last))
     checks.append(_latency_check(token, api, _call_label(call) if call else None))
     return checks
 
 
-def _clean(check: Check, hidden: tuple[str, ...]) -> Check:
+def _clean(check: Check, connection: Connection) -> Check:
     """Remove any secret value from a check's text; nothing should contain one, this makes sure."""
-
-    def scrub(text: str) -> str:
-        for value in hidden:
-            text = text.replace(value, REDACTED)
-        return secrets.scrub(text)
-
-    return Check(check.name, check.status, scrub(check.detail), scrub(check.fix) if check.fix else None)
+    fix = _scrubbed(check.fix, connection) if check.fix else None
+    return Check(check.name, check.status, _scrubbed(check.detail, connection), fix)
 
 
 def _is_usable(checks: list[Check]) -> bool:
@@ -475,7 +408,7 @@ def _is_usable(checks: list[Check]) -> bool:
     return by_name[CREDENTIALS_ACCEPTED].status == OK and all(check.status != FAILED for check in checks)
 
 
-async def test_connection(
+async def check_connection(
     connection: Connection,
     transport: Transport,
     *,
@@ -483,6 +416,7 @@ async def test_connection(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> ConnectionReport:
     """Test `connection` once, step by step; never raises for anything Hypatos or the network does."""
+    checked_at = datetime.now(UTC).isoformat(timespec="seconds")
     token = await _request_token(connection, transport, clock, timeout_s)
     checks = [_reachable_check(token), _tls_check(token)]
     if token.response is None:
@@ -490,9 +424,8 @@ async def test_connection(
         checks += _skipped(CHECK_NAMES[2:], reason if checks[0].status == FAILED else "TLS failed")
     else:
         checks += await _checks_after_token(connection, transport, token, clock, timeout_s)
-    hidden = tuple(v for v in (connection.client_secret.get_secret_value(),) if v)
-    cleaned = tuple(_clean(check, hidden) for check in checks)
-    report = ConnectionReport(connection.name, _is_usable(list(cleaned)), cleaned)
+    cleaned = tuple(_clean(check, connection) for check in checks)
+    report = ConnectionReport(connection.name, _is_usable(list(cleaned)), cleaned, checked_at)
     log.info(
         "connection_tested",
         connection=connection.name,
@@ -500,23 +433,3 @@ async def test_connection(
         checks={check.name: check.status for check in cleaned},
     )
     return report
-
-
-#: Tell pytest that this function, imported into a test module, is not itself a test.
-test_connection.__test__ = False  # type: ignore[attr-defined]
-
-# ---- output -------------------------------------------------------------------------------------
-
-_MARKS = {OK: "[ok]  ", WARNING: "[warn]", FAILED: "[FAIL]", SKIPPED: "[skip]"}
-
-
-def format_report(report: ConnectionReport) -> str:
-    """Text for people: a verdict, one line per check with a mark, and each fix indented below it."""
-    verdict = "usable" if report.usable else "NOT usable"
-    lines = [f"connection {report.connection!r}: {verdict}"]
-    width = max(len(name) for name in CHECK_NAMES)
-    for check in report.checks:
-        lines.append(f"  {_MARKS.get(check.status, check.status)} {check.name:<{width}}  {check.detail}")
-        if check.fix:
-            lines.append(f"         {'':<{width}}  fix: {check.fix}")
-    return "\n".join(lines)

@@ -7,11 +7,12 @@ Tasks bind ``request_id``, ``connection`` and ``operation`` with `structlog.cont
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
@@ -23,49 +24,100 @@ _SECRET_KEYS = frozenset(
     {"client_secret", "secret", "access_token", "token", "authorization", "password", "bearer"}
 )
 _MAX_KNOWN_SECRETS = 4096
+#: Values kept per scope: the client secret and its Basic encoding, plus the current and recent tokens.
+_MAX_SCOPE_SECRETS = 8
+#: Shorter values are not registered: masking them would mangle ordinary words.
+_MIN_SECRET_LENGTH = 6
+
+
+def _written_forms(value: str) -> tuple[str, ...]:
+    """`value` as it may appear in text: as is, and JSON-escaped where that differs (ASCII-only or not,
+    and with ``/`` escaped as some encoders do, which matters for base64)."""
+    escaped = json.dumps(value)[1:-1]
+    candidates = (value, escaped, json.dumps(value, ensure_ascii=False)[1:-1], escaped.replace("/", "\\/"))
+    return tuple(dict.fromkeys(candidates))
+
+
+def _longest_first(values: Iterable[str]) -> tuple[str, ...]:
+    """All written forms of `values`, longest first, so a secret inside another is never half-replaced."""
+    forms = dict.fromkeys(form for value in values for form in _written_forms(value))
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def _replaced(text: str, forms: tuple[str, ...]) -> str:
+    for form in forms:
+        if form in text:
+            text = text.replace(form, REDACTED)
+    return text
 
 
 class SecretRegistry:
-    """Literal secret values (client secrets, access tokens) that must never be written out.
+    """Literal secret values (client secrets, their Basic encoding, access tokens) never written out.
 
-    Tokens are added when fetched; the oldest are forgotten past a bound, by which time they have
-    long expired.  Compare the Airbyte CDK's ``add_to_secrets``.
+    `scrub` covers every value ever added (up to a bound; the oldest, long-expired tokens go first):
+    the log processor uses it.  A value added with a `scope` (the connection's name) is also kept
+    with that scope's few recent values, so `scrub_scope` can clean text that belongs to one
+    connection (a result, a Test Connection report) with a handful of ``in`` checks.  Each value is
+    also matched in its JSON-escaped form.  Compare the Airbyte CDK's ``add_to_secrets``.
+
+    Adding takes a lock; scrubbing reads immutable snapshots, so it never waits.
     """
 
-    def __init__(self) -> None:
-        self._values: OrderedDict[str, None] = OrderedDict()
+    def __init__(
+        self, *, max_values: int = _MAX_KNOWN_SECRETS, max_scope_values: int = _MAX_SCOPE_SECRETS
+    ) -> None:
+        self._max_values = max_values
+        self._max_scope_values = max_scope_values
         self._lock = threading.Lock()
+        self._values: OrderedDict[str, None] = OrderedDict()
+        self._scopes: dict[str, OrderedDict[str, None]] = {}
+        self._all_forms: tuple[str, ...] = ()
+        self._scope_forms: dict[str, tuple[str, ...]] = {}
 
-    def add(self, value: str) -> None:
-        """Remember a secret value; short values are ignored to avoid masking ordinary words."""
-        if len(value) < 6:
+    def add(self, value: str, scope: str | None = None) -> None:
+        """Remember a secret value, for `scope` too when given; short values are ignored."""
+        if len(value) < _MIN_SECRET_LENGTH:
             return
         with self._lock:
-            self._values[value] = None
-            self._values.move_to_end(value)
-            while len(self._values) > _MAX_KNOWN_SECRETS:
-                self._values.popitem(last=False)
+            if _remember(self._values, value, self._max_values):
+                self._all_forms = _longest_first(self._values)
+            if scope is not None:
+                recent = self._scopes.setdefault(scope, OrderedDict())
+                if _remember(recent, value, self._max_scope_values):
+                    self._scope_forms = {**self._scope_forms, scope: _longest_first(recent)}
 
     def scrub(self, text: str) -> str:
         """`text` with every known secret replaced."""
-        for value in list(self._values):
-            if value in text:
-                text = text.replace(value, REDACTED)
-        return text
+        return _replaced(text, self._all_forms)
+
+    def scrub_scope(self, text: str, scope: str) -> str:
+        """`text` with the secrets of `scope` (one connection) replaced; cheap enough for every result."""
+        return _replaced(text, self._scope_forms.get(scope, ()))
 
 
-#: The process's registry; `worker.tokens` and `worker.connections` users add to it.
-secrets = SecretRegistry()
+def _remember(values: OrderedDict[str, None], value: str, bound: int) -> bool:
+    """Add `value` as the most recent, dropping the oldest past `bound`; True when the set changed."""
+    changed = value not in values
+    values[value] = None
+    values.move_to_end(value)
+    while len(values) > bound:
+        values.popitem(last=False)
+        changed = True
+    return changed
+
+
+#: The process's registry: `worker.tokens` adds client secrets, their Basic encoding and tokens.
+secret_registry = SecretRegistry()
 
 
 def redact_text(text: str, scope: str | None = None) -> str:
-    """`text` with every known secret replaced (`scope`: the connection whose secrets it may hold)."""
-    return secrets.scrub(text)
+    """`text` with the secrets of connection `scope` replaced (every known secret without a scope)."""
+    return secret_registry.scrub(text) if scope is None else secret_registry.scrub_scope(text, scope)
 
 
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
-        return secrets.scrub(value)
+        return secret_registry.scrub(value)
     if isinstance(value, dict):
         return {k: REDACTED if str(k).lower() in _SECRET_KEYS else _scrub_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

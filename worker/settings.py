@@ -46,6 +46,7 @@ class WorkerSettings(BaseSettings):
     backoff_max_s: float = Field(default=10.0, gt=0)
     token_renew_margin_s: float = Field(default=300.0, ge=0)
     auth_refusal_cooldown_s: float = Field(default=60.0, ge=0)
+    test_connection_interval_s: float = Field(default=60.0, ge=0)
 
     inbox_dir: Path | None = None
     outbox_dir: Path | None = None

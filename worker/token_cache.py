@@ -46,7 +46,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from worker.logging import secrets
+from worker.logging import secret_registry
 from worker.redis_scripts import DELETE_IF_OWNER, EXTEND_IF_OWNER
 
 if TYPE_CHECKING:
@@ -326,7 +326,7 @@ class SharedTokenCache:
             return None
         if self._clock() >= token.expires_at_unix:
             return None
-        secrets.add(token.value)
+        secret_registry.add(token.value)
         return token
 
     async def _write(self, key: str, token: SharedToken) -> None:

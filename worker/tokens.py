@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
 import structlog
 
 from worker import constants, metrics
-from worker.classify import TOKEN_STATUS, Action, classify_status, retry_after_s
+from worker.classify import TOKEN_STATUS, Action, classify_status, retry_after_s, token_request_outcome
 from worker.connections import Connection
 from worker.errors import CredentialsRefused, PermanentError, TransientError
-from worker.logging import secrets
+from worker.logging import secret_registry
 from worker.retry import RetryPolicy, Sleep, build_retrying
 from worker.token_cache import SharedToken, SharedTokenCache
 from worker.transport import ApiResponse, Transport
@@ -49,6 +49,46 @@ class AccessToken:
 
     def __repr__(self) -> str:
         return f"<AccessToken expires_at={self.expires_at:.0f} scopes={sorted(self.granted_scopes)}>"
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One connection's client-credentials request, ready for `Transport.send` (never shown: it holds
+    the credentials)."""
+
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    form: Mapping[str, str]
+
+    async def send(self, transport: Transport) -> ApiResponse:
+        """One exchange with the token endpoint (no retry)."""
+        return await transport.send("POST", self.url, headers=dict(self.headers), data=dict(self.form))
+
+
+def basic_authorization(connection: Connection) -> str:
+    """The ``Authorization`` header value of the token request (HTTP Basic, as aiohttp encodes it).
+
+    Registers the client secret and its Basic encoding as secrets of the connection (scope: its name),
+    so `secret_registry.scrub_scope` hides them wherever a token endpoint echoes them.
+    """
+    secret = connection.client_secret.get_secret_value()
+    authorization = aiohttp.encode_basic_auth(connection.client_id, secret)
+    secret_registry.add(secret, scope=connection.name)
+    secret_registry.add(authorization.removeprefix("Basic "), scope=connection.name)
+    return authorization
+
+
+def token_request(connection: Connection) -> TokenRequest:
+    """The client-credentials request for `connection`: id and secret as HTTP Basic, `scope` when set.
+
+    The one place it is built: the token provider and Test Connection both send it.
+    """
+    authorization = basic_authorization(connection)
+    form = {"grant_type": constants.GRANT_TYPE}
+    if connection.scope:
+        form["scope"] = connection.scope
+    headers = {"Accept": "application/json", "Authorization": authorization}
+    return TokenRequest(connection.access_token_url, headers, form)
 
 
 def renew_margin_s(lifetime_s: float, max_margin_s: float) -> float:
@@ -152,11 +192,13 @@ class TokenProvider:
 
     async def _fetch_fleet_wide(self, connection: Connection) -> AccessToken:
         assert self._shared is not None
+        basic_authorization(connection)  # this process may never build the request: register anyway
 
         async def fetch() -> SharedToken:
             return self._to_shared(await self._fetch(connection))
 
         shared = await self._shared.fetch_once(connection.token_key, fetch, fresh=self._shared_is_fresh)
+        secret_registry.add(shared.value, scope=connection.name)  # perhaps fetched by another process
         return self._to_local(shared)
 
     def _raise_if_refused(self, key: str) -> None:
@@ -179,30 +221,17 @@ class TokenProvider:
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _request_token(self, connection: Connection) -> AccessToken:
-        form = {"grant_type": constants.GRANT_TYPE}
-        if connection.scope:
-            form["scope"] = connection.scope
+        request = token_request(connection)
         self.requests_sent += 1
         started = self._clock()
         try:
-            response = await self._transport.send(
-                "POST",
-                connection.access_token_url,
-                headers={
-                    "Accept": "application/json",
-                    "Authorization": aiohttp.encode_basic_auth(
-                        connection.client_id, connection.client_secret.get_secret_value()
-                    ),
-                },
-                data=form,
-            )
+            response = await request.send(self._transport)
         except (TransientError, PermanentError) as exc:
             metrics.TOKEN_REQUESTS.labels(connection.name, "error").inc()
             exc.message = f"connection {connection.name!r}: token request failed: {exc.message}"
             exc.args = (exc.message,)
             raise
-        outcome = "ok" if response.status == 200 else "refused" if response.status in (400, 401) else "error"
-        metrics.TOKEN_REQUESTS.labels(connection.name, outcome).inc()
+        metrics.TOKEN_REQUESTS.labels(connection.name, token_request_outcome(response.status)).inc()
         self._raise_for_status(connection, response)
         token = self._parse(connection, response, started)
         log.info(
@@ -238,7 +267,7 @@ class TokenProvider:
                 code="token_endpoint_error",
                 http_status=response.status,
             )
-        secrets.add(value)
+        secret_registry.add(value, scope=connection.name)
         try:
             lifetime = float(body.get("expires_in") or DEFAULT_LIFETIME_S)
         except (TypeError, ValueError):

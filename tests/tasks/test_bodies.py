@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
-from tasks.bodies import BODY_MODELS, TEXT_CHECKS, body_problems
+from tasks.bodies import BODY_MODELS, TEXT_CHECKS
+from tasks.body_problems import body_problems
 from tasks.catalog import CATALOG, BodyKind
 from tests.emulator.vendor_spec import load_raw_spec
 
@@ -550,3 +552,16 @@ def _example(spec: dict[str, Any], node: dict[str, Any]) -> Any:
 def test_a_body_of_the_specs_examples_passes(spec: dict[str, Any], operation: str) -> None:
     body = _example(spec, _request_schema(spec, operation))
     assert body_problems(operation, body) == []
+
+
+@pytest.mark.parametrize("operation", sorted(set(JSON_OPERATIONS) - {"documentUpdateExternalData"}))
+def test_given_null_for_an_optional_property_then_only_the_specs_nullable_ones_pass(
+    spec: dict[str, Any], operation: str
+) -> None:
+    """An optional property may be left out; ``null`` is a value, refused unless the spec says nullable."""
+    schema = _resolve(spec, _request_schema(spec, operation))
+    optional = sorted(set(schema["properties"]) - set(schema.get("required", [])))
+    for name in optional:
+        nullable = _resolve(spec, schema["properties"][name]).get("nullable", False)
+        problems = body_problems(operation, _with(operation, **{name: None}))
+        assert problems == ([] if nullable else [{"field": f"body.{name}", "message": ANY}]), name

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from tests.support.echo_endpoint import ISSUED_TOKEN, Echo, EchoingTokenEndpoint
 from worker import diagnose
 from worker.connections import Connection
 from worker.diagnose import (
@@ -28,9 +31,11 @@ from worker.diagnose import (
     WARNING,
     Check,
     ConnectionReport,
-    format_report,
 )
 from worker.errors import HypatosError, PermanentError, TransientError
+from worker.logging import REDACTED
+from worker.settings import WorkerSettings
+from worker.tools.diagnose_cli import format_report, run_test_connections
 from worker.transport import ApiResponse, Transport
 
 SECRET = "test-secret"
@@ -60,7 +65,7 @@ def _run(connection: Connection, **options: Any) -> tuple[ConnectionReport, list
     async def go() -> tuple[ConnectionReport, list[bytes]]:
         async with aiohttp.ClientSession() as session:
             transport = RecordingTransport(session)
-            report = await diagnose.test_connection(connection, transport, **options)
+            report = await diagnose.check_connection(connection, transport, **options)
             return report, transport.bodies
 
     return asyncio.run(go())
@@ -288,7 +293,7 @@ HTTPS = "https://api.cloud.hypatos.ai/v2"
 def _scripted(
     connection: Connection, *script: ApiResponse | HypatosError, **options: Any
 ) -> ConnectionReport:
-    return asyncio.run(diagnose.test_connection(connection, ScriptedTransport(*script), **options))
+    return asyncio.run(diagnose.check_connection(connection, ScriptedTransport(*script), **options))
 
 
 def test_given_https_and_a_good_exchange_then_tls_is_ok() -> None:
@@ -357,7 +362,7 @@ def test_given_a_server_that_never_answers_then_the_test_times_out() -> None:
             await asyncio.sleep(10)
             raise AssertionError("unreachable")
 
-    report = asyncio.run(diagnose.test_connection(_connection(HTTPS), Silent(), timeout_s=0.05))
+    report = asyncio.run(diagnose.check_connection(_connection(HTTPS), Silent(), timeout_s=0.05))
 
     assert report.check(ENDPOINT_REACHABLE).status == FAILED
     assert "timeout" in report.check(ENDPOINT_REACHABLE).detail
@@ -376,3 +381,69 @@ def test_a_check_is_a_frozen_value() -> None:
 
     with pytest.raises(AttributeError):
         check.status = FAILED  # type: ignore[misc]
+
+
+# ---- a token endpoint that echoes the credentials -----------------------------------------------
+
+ECHO_CLIENT = "echo-client"
+ECHO_SECRET = 'echo-"se/cret"-wörd-42'  # characters JSON escapes, and one outside ASCII
+ECHO_BASIC = base64.b64encode(f"{ECHO_CLIENT}:{ECHO_SECRET}".encode()).decode()
+
+ECHOES: dict[str, Echo] = {
+    "the Authorization header": lambda sent: f"invalid client, Authorization: {sent.authorization}",
+    "the decoded credentials": lambda sent: f"unknown client {sent.client_id}:{sent.client_secret}",
+    "the header across the title's cut": lambda sent: "x" * 100 + f" {sent.authorization}",
+}
+
+
+def _leaks(text: str) -> list[str]:
+    """Any form of the echo test's credentials found in `text`, a prefix of the Basic encoding included."""
+    forms = {ECHO_SECRET, json.dumps(ECHO_SECRET)[1:-1], json.dumps(ECHO_SECRET, ensure_ascii=False)[1:-1],
+             ECHO_BASIC, ECHO_BASIC[:8], ISSUED_TOKEN}  # fmt: skip
+    return sorted(form for form in forms if form in text)
+
+
+def _echo_connection(base_url: str) -> Connection:
+    return _connection(base_url, client_id=ECHO_CLIENT, secret=ECHO_SECRET)
+
+
+@pytest.mark.parametrize("echoed", sorted(ECHOES))
+def test_given_a_token_endpoint_echoing_the_credentials_then_the_report_holds_none_of_them(
+    echoed: str,
+) -> None:
+    with EchoingTokenEndpoint(ECHOES[echoed]) as server:
+        report = _test(_echo_connection(server.base_url))
+
+    credentials = report.check(CREDENTIALS_ACCEPTED)
+    assert credentials.status == FAILED and "401" in credentials.detail
+    assert REDACTED in credentials.detail  # the echo was there, and was hidden
+    assert _leaks(json.dumps(report.to_dict())) == []
+    assert _leaks(json.dumps(report.to_dict(), ensure_ascii=False)) == []
+    assert _leaks(format_report(report)) == []
+
+
+def test_given_an_api_echoing_the_bearer_token_then_the_report_does_not_hold_it() -> None:
+    with EchoingTokenEndpoint(ECHOES["the Authorization header"], issue_token=True) as server:
+        report = _test(_echo_connection(server.base_url))
+
+    api = report.check(API_CALL)
+    assert api.status == FAILED and f"Bearer {REDACTED}" in api.detail
+    assert _leaks(json.dumps(report.to_dict())) == [] and _leaks(format_report(report)) == []
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_given_an_echoing_token_endpoint_then_the_cli_prints_no_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    with EchoingTokenEndpoint(ECHOES["the Authorization header"]) as server:
+        path = tmp_path / "connections.toml"
+        path.write_text(f'[connections.echo]\nendpoint_url = "{server.base_url}"\n'
+                        f'client_id = "{ECHO_CLIENT}"\nclient_secret = {json.dumps(ECHO_SECRET)}\n',
+                        encoding="utf-8")  # fmt: skip
+        settings = WorkerSettings(connections_file=path, allow_custom_endpoints=True)
+
+        status = run_test_connections(settings, ("echo",), test_all=False, as_json=as_json)
+
+    printed = capsys.readouterr()
+    assert status == 1 and "credentials_accepted" in printed.out
+    assert _leaks(printed.out + printed.err) == []

@@ -22,7 +22,7 @@ import redis
 import redis.asyncio
 from structlog.testing import capture_logs
 
-from worker.logging import REDACTED, secrets
+from worker.logging import REDACTED, secret_registry
 from worker.token_cache import SharedToken, SharedTokenCache
 
 KEY = "0f" * 32  # stands in for a connection's token_key (a SHA-256 hex digest)
@@ -116,7 +116,7 @@ def test_given_a_stored_token_then_another_process_reads_it_and_hides_it_in_logs
             return await reader.get(KEY)
 
     assert _run(test) == token
-    assert secrets.scrub(f"Bearer {token.value}") == f"Bearer {REDACTED}"
+    assert secret_registry.scrub(f"Bearer {token.value}") == f"Bearer {REDACTED}"
     assert json.loads(raw.get(f"{prefix}{KEY}")) == {
         "value": token.value,
         "expires_at_unix": token.expires_at_unix,

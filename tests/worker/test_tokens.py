@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,8 +13,9 @@ from pydantic import SecretStr
 
 from worker.connections import Connection
 from worker.errors import CredentialsRefused, TransientError
+from worker.logging import REDACTED, secret_registry
 from worker.retry import RetryPolicy
-from worker.tokens import TokenProvider, renew_margin_s
+from worker.tokens import TokenProvider, renew_margin_s, token_request
 from worker.transport import Transport
 
 FAST = RetryPolicy(attempts=5, budget_s=10, initial_s=0.01, max_s=0.05)
@@ -119,3 +121,30 @@ def test_given_a_token_endpoint_that_stays_down_then_the_budget_ends_it(emulator
 @pytest.mark.parametrize(("lifetime", "margin"), [(86400, 300), (3600, 300), (60, 12), (5, 1)])
 def test_the_renewal_margin_suits_short_and_long_lifetimes(lifetime: float, margin: float) -> None:
     assert renew_margin_s(lifetime, 300) == margin
+
+
+def test_given_a_token_request_then_the_secret_and_its_basic_encoding_are_the_connections_secrets() -> None:
+    connection = Connection(name="builder-test", endpoint_url="https://api.cloud.hypatos.ai/v2",
+                            client_id="builder-client", client_secret=SecretStr("builder-secret-value"),
+                            scope="documents.read")  # fmt: skip
+
+    request = token_request(connection)
+
+    basic = "Basic " + base64.b64encode(b"builder-client:builder-secret-value").decode()
+    assert request.headers["Authorization"] == basic
+    assert request.form == {"grant_type": "client_credentials", "scope": "documents.read"}
+    assert request.url == "https://api.cloud.hypatos.ai/v2/auth/token"
+    assert "builder-secret-value" not in repr(request) and basic not in repr(request)
+    echoed = f"secret builder-secret-value, header {basic}"
+    scrubbed = secret_registry.scrub_scope(echoed, "builder-test")
+    assert scrubbed == f"secret {REDACTED}, header Basic {REDACTED}"
+
+
+def test_given_a_fetched_token_then_it_is_a_secret_of_its_connection(emulator: Any) -> None:
+    connection = _connection(emulator)
+
+    async def test(tokens: TokenProvider) -> str:
+        return (await tokens.get(connection)).value
+
+    token = _with_provider(test)
+    assert secret_registry.scrub_scope(f"Bearer {token}", connection.name) == f"Bearer {REDACTED}"
