@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Broker users: name, password variable in .env, tags, (configure, write, read) permissions on "/".
 #: Producers may publish only to the request exchange and read results from the result queue and
 #: their own reply queues (server-named ``amq.gen-*`` or ``hypatos.reply.*``).
-BROKER_USERS: tuple[tuple[str, str, list[str], tuple[str, str, str] | None], ...] = (
+BROKER_USERS: tuple[tuple[str, str, list[str], tuple[str, str, str]], ...] = (
     ("hypatos-worker", "RABBITMQ_WORKER_PASSWORD", [], (".*", ".*", ".*")),
     (
         "hypatos-producer",
@@ -47,7 +47,8 @@ BROKER_USERS: tuple[tuple[str, str, list[str], tuple[str, str, str] | None], ...
             r"^(hypatos\.results|amq\.gen-.*|hypatos\.reply\..*)$",
         ),
     ),
-    ("hypatos-monitor", "RABBITMQ_MONITOR_PASSWORD", ["monitoring"], None),
+    # Read-only: the management API (Flower, KEDA) needs access to the vhost, and no resource in it.
+    ("hypatos-monitor", "RABBITMQ_MONITOR_PASSWORD", ["monitoring"], ("^$", "^$", "^$")),
     ("hypatos-admin", "RABBITMQ_ADMIN_PASSWORD", ["administrator"], (".*", ".*", ".*")),
 )
 #: Every password variable written to .env.
@@ -77,11 +78,8 @@ def access_definitions(passwords: dict[str, str]) -> dict[str, object]:
             "tags": tags,
             "limits": {},
         })  # fmt: skip
-        if grants is not None:
-            configure, write, read = grants
-            permissions.append(
-                {"user": name, "vhost": "/", "configure": configure, "write": write, "read": read}
-            )
+        configure, write, read = grants
+        permissions.append({"user": name, "vhost": "/", "configure": configure, "write": write, "read": read})
     return {"vhosts": [{"name": "/"}], "users": users, "permissions": permissions}
 
 
