@@ -134,6 +134,7 @@ def make_secrets(root: Path) -> list[Path]:
             written.append(root / placeholder)
     if not (root / CONNECTIONS_FILE).exists():
         shutil.copyfile(root / CONNECTIONS_EXAMPLE, root / CONNECTIONS_FILE)
+        os.chmod(root / CONNECTIONS_FILE, 0o644)  # read by the workers' own user
         written.append(root / CONNECTIONS_FILE)
     return written
 
