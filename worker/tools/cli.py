@@ -1,7 +1,8 @@
 """``hypatos-worker``: run the worker and inspect what it offers.
 
-Subcommands: ``run`` (start a worker process), ``operations`` (the catalog), ``schemas`` (write the
-message JSON Schemas), ``demo`` (emulator + worker + sample requests, no setup needed).
+Subcommands: ``run`` (start a worker process), ``health`` (probe this host's part of the service),
+``operations`` (the catalog), ``schemas`` (write the message JSON Schemas), ``demo`` (emulator +
+worker + sample requests, no setup needed).
 """
 
 from __future__ import annotations
@@ -101,6 +102,32 @@ def test_connection(names: tuple[str, ...], test_all: bool, as_json: bool) -> No
         sys.exit(run_test_connections(settings, names, test_all=test_all, as_json=as_json))
     except ConfigError as exc:
         raise click.ClickException(exc.message) from None
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--check", "only", multiple=True, metavar="NAME",
+              help="Run only this check (repeatable): broker, request_queue, consumers, workers, "
+                   "connections, redis.")  # fmt: skip
+@click.option("--workers", "min_workers", type=click.IntRange(0, 1000), default=1, show_default=True,
+              help="Worker processes on this host that must be consuming (0: skip that check).")  # fmt: skip
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 300), default=5.0, show_default=True,
+              help="Seconds each check may take.")  # fmt: skip
+def health(as_json: bool, only: tuple[str, ...], min_workers: int, timeout_s: float) -> None:
+    """Check broker, request queue, consumers, this host's workers, connections and Redis.
+
+    Exit code 0 when no check failed, 1 otherwise; for container probes and scripts.
+    """
+    from worker.tools.health import format_report, run_health
+
+    settings = load_settings()
+    configure_logging("WARNING", settings.log_format)
+    try:
+        report = run_health(settings, only=only, timeout_s=timeout_s, min_workers=min_workers)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+    sys.exit(0 if report.healthy else 1)
 
 
 @main.group("dead-letters")
