@@ -250,8 +250,9 @@ async def run_attempt(services: Services, planned: Plan, outcome: _Outcome, atte
                 code="in_progress",
                 retry_after_s=services.settings.claim_lease_s / 2,
             )
-        if planned.service_operation is not None:
-            answer = await planned.service_operation.run(services, planned.connection, planned.request.params)
+        service_operation = planned.service_operation
+        if service_operation is not None:
+            answer = await service_operation.run(services, planned.connection, planned.request, attempt)
         else:
             answer = await call_operation(services, planned, attempt)
         return outcome.success(answer)
@@ -282,7 +283,8 @@ async def process(decoded: Decoded, envelope: Envelope, services: Services) -> P
         log.info("request_failed", error_code=error.code)
         return outcome.processed(outcome.failure(error))
     outcome.scope = planned.connection.name
-    if planned.service_operation is not None:  # diagnostics always run afresh, nothing is stored
+    if planned.service_operation is not None and not planned.service_operation.claims:
+        # diagnostics always run afresh: nothing is claimed or stored
         unclaimed = Attempt(ClaimState.NEW, time.time())
         return outcome.processed(await run_attempt(services, planned, outcome, unclaimed))
     key = RequestKey(planned.connection.name, planned.request.id, fingerprint(planned.request))

@@ -17,7 +17,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -32,6 +31,8 @@ from worker.diagnose import (
     check_connection,
 )
 from worker.errors import HypatosError, ValidationError
+from worker.leases import Attempt
+from worker.messages import Request
 from worker.runtime import Services
 
 log = structlog.get_logger(__name__)
@@ -118,8 +119,11 @@ async def answer_test_connection(services: Services, connection: Connection, rec
     return Answer(http_status=None, data=data, attempts=attempts)
 
 
-async def run_test_connection(services: Services, connection: Connection, params: dict[str, Any]) -> Answer:
+async def run_test_connection(
+    services: Services, connection: Connection, request: Request, attempt: Attempt
+) -> Answer:
     """``testConnection``: takes no parameters; see `answer_test_connection`."""
+    params = request.params
     if params:
         raise ValidationError(
             "testConnection takes no parameters",
@@ -133,7 +137,10 @@ class ServiceOperation:
     """An operation of the service itself: what it does, and the coroutine that does it."""
 
     summary: str
-    run: Callable[[Services, Connection, dict[str, Any]], Awaitable[Answer]]
+    run: Callable[[Services, Connection, Request, Attempt], Awaitable[Answer]]
+    #: Whether the request is claimed and its final result stored, as for API operations (once per
+    #: id); diagnostics are not, and always run afresh.
+    claims: bool = False
 
 
 #: Service operations by name.

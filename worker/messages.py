@@ -80,6 +80,10 @@ class Request(BaseModel):
     max_items: int | None = Field(
         default=None, ge=1, description="With `all_pages`: stop after this many items (default 10,000)."
     )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options of the service's own operations, e.g. `processDocument`'s `wait_for`.",
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -17,6 +17,9 @@ from tasks.service_operations import RecentReports, answer_test_connection, run_
 from tests.support.echo_endpoint import EchoingTokenEndpoint, Sent
 from worker.connections import Connection
 from worker.errors import HypatosError, ValidationError
+from worker.leases import Attempt
+from worker.messages import Request
+from worker.result_store import ClaimState
 from worker.runtime import Services
 from worker.settings import WorkerSettings
 from worker.transport import Transport
@@ -156,7 +159,10 @@ def test_given_a_token_endpoint_echoing_the_credentials_then_the_failed_result_h
 
 def test_given_parameters_then_test_connection_refuses_them(emulator: Any) -> None:
     async def test(services: Services) -> Answer:
-        return await run_test_connection(services, _connection(emulator), {"verbose": True})
+        request = Request(id="t1", connection="main", operation="testConnection", params={"verbose": True})
+        return await run_test_connection(
+            services, _connection(emulator), request, Attempt(ClaimState.NEW, 0.0)
+        )
 
     with pytest.raises(ValidationError) as caught:
         _run(test)
