@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 REDACTED = "[REDACTED]"
@@ -148,19 +149,39 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+def _json(value: Any, **_: Any) -> str:
+    """orjson where it can (fast), the standard library where it cannot (text that is not valid Unicode)."""
+    try:
+        return orjson.dumps(value, default=repr).decode()
+    except TypeError:
+        return json.dumps(value, default=repr)
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    """structlog's line printer, with the name `add_logger_name` reads."""
+
+    def __init__(self, name: str, file: Any) -> None:
+        super().__init__(file)
+        self.name = name
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Route structlog and standard-library logging through one redacting pipeline to stderr."""
+    """Send structlog's and the standard library's lines through the same redacting processors to stderr.
+
+    The service's own events go straight from structlog to stderr (level-filtered before any work,
+    rendered with orjson): a line per request stays cheap.  The standard library's loggers (Celery's,
+    kombu's, aiohttp's) pass through `logging` and the same processors.
+    """
     renderer: Any = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_json)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
+    level_number = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *_shared_processors(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*_shared_processors(), renderer],
+        logger_factory=lambda *args: _NamedPrintLogger(str(args[0]) if args else "", sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(level_number),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -171,7 +192,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level_number)
     # Celery's per-task "received"/"succeeded" lines repeat our own `request_done` line.
     for noisy in ("amqp", "kombu", "aiohttp.access", "celery.worker.strategy", "celery.app.trace"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

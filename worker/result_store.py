@@ -30,6 +30,7 @@ demo) and forgets on restart.
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -67,7 +68,7 @@ class RequestKey:
     id: str
     fingerprint: str
 
-    @property
+    @functools.cached_property
     def scoped_id(self) -> str:
         """The id within its connection's namespace (the connection name is escaped: it has no ``:``)."""
         return f"{quote(self.connection, safe='')}:{self.id}"

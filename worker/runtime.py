@@ -114,6 +114,15 @@ async def open_services(settings: WorkerSettings, connections: ConnectionRegistr
     return Services(settings, connections, tokens, client, session, transport, results, leases, policy)
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop (libuv: cheaper I/O than the standard loop) when installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a platform without uvloop wheels
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 #: Builds the request handler once the services exist (the composition root passes it in).
 HandlerFactory = Callable[[Services], RequestHandler]
 
@@ -123,7 +132,7 @@ class Runtime:
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="hypatos-loop", daemon=True)
         self._thread.start()
         connections = load_registry(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -26,11 +27,11 @@ def test_given_a_known_secret_anywhere_in_a_value_then_it_is_replaced() -> None:
 
 def test_given_stdlib_and_structlog_loggers_then_both_lines_are_json_and_redacted() -> None:
     stream = io.StringIO()
-    configure_logging("INFO", "json")
-    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
-    secret_registry.add("very-secret-value")
-    logging.getLogger("celery.test").warning("token very-secret-value leaked?")
-    structlog.get_logger("worker.test").info("event_name", detail="very-secret-value", token="x")
+    with contextlib.redirect_stderr(stream):
+        configure_logging("INFO", "json")
+        secret_registry.add("very-secret-value")
+        logging.getLogger("celery.test").warning("token very-secret-value leaked?")
+        structlog.get_logger("worker.test").info("event_name", detail="very-secret-value", token="x")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["event"] for line in lines] == [f"token {REDACTED} leaked?", "event_name"]
     assert "very-secret-value" not in stream.getvalue()
