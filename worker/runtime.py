@@ -170,6 +170,7 @@ class Runtime:
         """What health checks ask: is the request queue consumed, and how busy is the process."""
         consumer = self.consumer
         return {
+            "request_queue": self.settings.request_queue,
             "consuming": bool(consumer and consumer.consuming),
             "in_flight": consumer.in_flight if consumer else 0,
             "concurrency": self.settings.concurrency,

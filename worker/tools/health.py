@@ -10,9 +10,9 @@ exit code is 0 only when no check failed.  The checks, in order:
   when the queue was created with others.  That declaration needs the "configure" permission on the
   queue, which the workers' broker user has;
 - ``consumers``: at least one consumer (a worker, on any host) takes from the request queue;
-- ``workers``: this host's worker processes (Celery nodes ``hypatos-<pid>@<hostname>``) answer
-  Celery's remote control (``active_queues``, a ping that also says what the node consumes) and
-  consume this deployment's task queue;
+- ``workers``: this host's worker processes (Celery nodes ``hypatos-<pid>@<hostname>``) answer the
+  service's remote-control command ``hypatos_status`` saying their request consumer consumes this
+  deployment's request queue;
 - ``connections``: the connections file loads (secrets readable, every connection valid);
 - ``redis``: Redis answers, when ``HYPATOS_REDIS_URL`` is set (skipped otherwise).
 
@@ -171,10 +171,12 @@ def check_consumers(probe: Probe) -> CheckResult:
 
 
 def check_workers(probe: Probe) -> CheckResult:
-    """This host's worker processes answer Celery's remote control and consume this deployment's queue.
+    """This host's worker processes answer remote control and consume this deployment's request queue.
 
-    ``active_queues`` is Celery's ping with an answer that says what the node consumes, so worker
-    processes of another deployment on the same host (other queue names) are not counted.
+    Each worker process answers ``hypatos_status`` (a Celery remote-control command of the service)
+    with whether its request consumer is consuming and which queue: a process whose consumer lost
+    the broker, or a worker of another deployment on the same host (other queue names), is not
+    counted.
     """
     name = "workers"
     if probe.min_workers < 1:
@@ -184,28 +186,33 @@ def check_workers(probe: Probe) -> CheckResult:
     from celery import Celery
 
     pattern = NODE_PATTERN.format(hostname=probe.hostname)
-    task_queue = probe.settings.task_queue
+    request_queue = probe.settings.request_queue
     control_app = Celery("hypatos-health", broker=probe.settings.broker_url, set_as_current=False)
     try:
         replies = control_app.control.broadcast(
-            "active_queues", reply=True, timeout=probe.timeout_s, pattern=pattern, matcher="glob",
+            "hypatos_status",
+            reply=True,
+            timeout=probe.timeout_s,
+            pattern=pattern,
+            matcher="glob",
             connection=probe.connection,
-        )  # fmt: skip
+        )
     except Exception as exc:  # a control failure is a failed check, whatever raised it
         return _failed(name, f"remote control of {pattern} failed: {_describe(exc)}")
     finally:
         control_app.close()
-    nodes = sorted(
-        node
-        for reply in replies or []
-        for node, queues in reply.items()
-        if any(isinstance(q, dict) and q.get("name") == task_queue for q in queues or [])
-    )
-    if len(nodes) < probe.min_workers:
-        found = ", ".join(nodes) or "none"
-        return _failed(name, f"{len(nodes)} of {probe.min_workers} worker process(es) on {probe.hostname} "
-                             f"answered consuming {task_queue} (answered: {found})")  # fmt: skip
-    return _ok(name, f"{', '.join(nodes)} consuming {task_queue}")
+    statuses = {node: status for reply in replies or [] for node, status in reply.items()}
+    ours = {node: status for node, status in statuses.items() if isinstance(status, dict)
+            and status.get("request_queue") == request_queue}  # fmt: skip
+    consuming = sorted(node for node, status in ours.items() if status.get("consuming"))
+    if len(consuming) < probe.min_workers:
+        idle = ", ".join(sorted(set(ours) - set(consuming))) or "none"
+        return _failed(
+            name,
+            f"{len(consuming)} of {probe.min_workers} worker process(es) on {probe.hostname} consume "
+            f"{request_queue} (answering but not consuming: {idle})",
+        )
+    return _ok(name, f"{', '.join(consuming)} consuming {request_queue}")
 
 
 def check_connections(probe: Probe) -> CheckResult:
