@@ -141,7 +141,8 @@ class _Outcome:
             **fields,
         )
 
-    def failure(self, error: HypatosWorkerError) -> Result:
+    def failure(self, error: HypatosWorkerError, context: str = "") -> Result:
+        """The failed result `error` makes; `context` (why it ends here) prefixes its message."""
         details = error.details
         return self.result(
             status="failed",
@@ -149,7 +150,7 @@ class _Outcome:
             data=error.data,
             error=ResultError(
                 code=error.code,
-                message=error.message,
+                message=f"{context}: {error.message}" if context else error.message,
                 retryable=error.retryable,
                 details=[ErrorDetail(**d) for d in details] if details else None,
             ),
@@ -232,8 +233,7 @@ def defer_or_fail(services: Services, outcome: _Outcome, error: TransientError) 
     delay_s = broker_delay_s(error, outcome.envelope.deferrals, services.policy, settings.retry_max_delay_s)
     if attempts < settings.retry_max_attempts and elapsed_s + delay_s < settings.retry_max_elapsed_s:
         raise Deferral(delay_s, attempts, error.code)
-    error.message = f"retry budget spent ({attempts} attempts over {elapsed_s:.0f} s): {error.message}"
-    return outcome.failure(error)
+    return outcome.failure(error, f"retry budget spent ({attempts} attempts over {elapsed_s:.0f} s)")
 
 
 def should_store(result: Result) -> bool:

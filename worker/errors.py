@@ -88,6 +88,19 @@ class HypatosError(HypatosWorkerError):
         #: HTTP exchanges made before this error (set by the client).
         self.attempts = 0
 
+    def in_context(self, context: str) -> HypatosError:
+        """The same error, its message prefixed with where it happened (raise it ``from`` this one)."""
+        error = type(self)(
+            f"{context}: {self.message}",
+            code=self.code,
+            retryable=self.retryable,
+            http_status=self.http_status,
+            data=self.data,
+            retry_after_s=self.retry_after_s,
+        )
+        error.attempts = self.attempts
+        return error
+
 
 class CredentialsRefused(HypatosError):
     """Raised when the token endpoint refuses the client id, secret or scope (400/401)."""

@@ -228,9 +228,7 @@ class TokenProvider:
             response = await request.send(self._transport)
         except (TransientError, PermanentError) as exc:
             metrics.TOKEN_REQUESTS.labels(connection.name, "error").inc()
-            exc.message = f"connection {connection.name!r}: token request failed: {exc.message}"
-            exc.args = (exc.message,)
-            raise
+            raise exc.in_context(f"connection {connection.name!r}: token request failed") from exc
         metrics.TOKEN_REQUESTS.labels(connection.name, token_request_outcome(response.status)).inc()
         self._raise_for_status(connection, response)
         token = self._parse(connection, response, started)
