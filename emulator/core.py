@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
 
 from aiohttp import web
 
 from emulator import errors
 from emulator.auth import Auth, Client, Token
 from emulator.clock import Clock
-from emulator.metrics import Counters, RequestLog, render_body
+from emulator.metrics import Counters, LoggedRequest, RequestLog
 from emulator.ratelimit import RateLimiter
 from emulator.routes.base import Call, Operation
 from emulator.routes.token import TOKEN_OPERATION_ID, token_endpoint
@@ -59,7 +58,7 @@ class Emulator:
             response = web.Response(status=500)
         else:
             status = response.status
-            self.counters.response(status)
+            self.counters.response(status, op.operation_id)
         self._record(op, request, body, status, client_id)
         return response
 
@@ -142,23 +141,18 @@ class Emulator:
     def _record(
         self, op: Operation, request: web.Request, body: bytes, status: int, client_id: str | None
     ) -> None:
-        query: dict[str, list[str]] = {}
-        for name, value in request.query.items():
-            query.setdefault(name, []).append(value)
-        entry: dict[str, Any] = {
-            "operation": op.operation_id,
-            "method": request.method,
-            "path": request.path,
-            "query": query,
-            "headers": {name.lower(): value for name, value in request.headers.items()},
-            "status": status,
-            "client_id": client_id,
-            "time": self.clock.now(),
-        }
-        if body:
-            entry.update(
-                render_body(body, request.headers.get("Content-Type", ""), self.settings.log_body_limit)
+        limit = self.settings.log_body_limit
+        kept = body if len(body) <= limit else body[:limit]
+        self.log.append(
+            LoggedRequest(
+                op.operation_id,
+                request.method,
+                request.rel_url,
+                request.headers,
+                kept,
+                len(body),
+                status,
+                client_id,
+                self.clock.now(),
             )
-        else:
-            entry.update(body="", body_base64=False, body_truncated=False, body_size=0)
-        self.log.append(entry)
+        )
