@@ -16,7 +16,7 @@ from aiohttp import web
 
 from emulator.clock import iso
 from emulator.core import Emulator
-from emulator.errors import ApiError, dumps
+from emulator.errors import ApiError, dumps, json_bytes
 from emulator.pdf import invoice_pdf
 from emulator.state.enrichment import KINDS
 
@@ -252,7 +252,7 @@ def _wrap(service: AdminService, fn: AdminHandler) -> Callable[[web.Request], Aw
             return web.json_response({"error": str(exc)}, status=400)
         except KeyError as exc:
             return web.json_response({"error": str(exc.args[0] if exc.args else exc)}, status=404)
-        return web.Response(text=dumps(result), content_type="application/json")
+        return web.Response(body=json_bytes(result), content_type="application/json")
 
     return handler
 

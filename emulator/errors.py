@@ -8,15 +8,29 @@ from typing import Any
 from aiohttp import web
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps_ascii = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     """Build a JSON response without aiohttp's slower helper defaults."""
-    return web.Response(body=_dumps(data).encode(), status=status, content_type="application/json")
+    return web.Response(body=json_bytes(data), status=status, content_type="application/json")
 
 
 def dumps(data: Any) -> str:
     return _dumps(data)
+
+
+def json_bytes(data: Any) -> bytes:
+    """UTF-8 JSON of `data`.
+
+    Text with a lone surrogate (a client may send the JSON escape `\\udcfc`) has no UTF-8 form; such
+    data is written with `\\uXXXX` escapes instead, so the stored value can always be read back.
+    """
+    text = _dumps(data)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _dumps_ascii(data).encode()
 
 
 class ApiError(Exception):
@@ -75,3 +89,4 @@ def unauthorized(detail: str) -> ApiError:
 def injected(status: int) -> ApiError:
     title = INJECTED_TITLES.get(status, "Server Error")
     return ApiError(status, title, "Injected fault (emulator)")
+

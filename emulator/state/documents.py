@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 from emulator.clock import iso
-from emulator.errors import dumps
+from emulator.errors import json_bytes
 from emulator.settings import Settings
 from emulator.state.entities import invoice_entities
 
@@ -159,7 +159,7 @@ class Document:
     def body(self) -> bytes:
         """Serialized view, cached until the document changes (the hot path of polling clients)."""
         if self._body is None:
-            self._body = dumps(self.view()).encode()
+            self._body = json_bytes(self.view())
         return self._body
 
     def states(self) -> list[dict[str, str]]:
