@@ -2,7 +2,8 @@
 
 Pipeline of an API call: count it, latency, maybe drop the connection, authenticate the bearer
 token, charge the client's quota (429), check the operation's scope (403), maybe inject a 5xx,
-run the handler, put the x-ratelimit-* headers on whatever goes out, log it.
+run the handler, put the x-ratelimit-* headers on whatever goes out, maybe echo the credentials
+into an error body, log it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 from emulator import errors
 from emulator.auth import Auth, Client, Token
 from emulator.clock import Clock
+from emulator.headers import header_text
 from emulator.metrics import Counters, LoggedRequest, RequestLog
 from emulator.ratelimit import RateLimiter
 from emulator.routes.base import Call, Operation
@@ -59,6 +61,8 @@ class Emulator:
         else:
             status = response.status
             self.counters.response(status, op.operation_id)
+            if status >= 400 and self.settings.echo_credentials:
+                self.echo_credentials(request, response)
         self._record(op, request, body, status, client_id)
         return response
 
@@ -130,6 +134,13 @@ class Emulator:
             title = f"{status} {errors.INJECTED_TITLES.get(status, 'Server Error')}"
             return web.Response(status=status, text=_GATEWAY_PAGE.format(title), content_type="text/html")
         return errors.injected(status).response()
+
+    @staticmethod
+    def echo_credentials(request: web.Request, response: web.StreamResponse) -> None:
+        """The `echo_credentials` fault: an error body repeats the request's Authorization value."""
+        authorization = request.headers.get("Authorization")
+        if authorization and isinstance(response, web.Response):
+            errors.echo_authorization(response, header_text(authorization))
 
     @staticmethod
     def drop(request: web.Request) -> None:

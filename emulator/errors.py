@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
@@ -90,3 +91,30 @@ def injected(status: int) -> ApiError:
     title = INJECTED_TITLES.get(status, "Server Error")
     return ApiError(status, title, "Injected fault (emulator)")
 
+
+def echo_authorization(response: web.Response, authorization: str) -> None:
+    """Fault `echo_credentials`: write the caller's Authorization value into an error body.
+
+    A careless server does this; the worker's tests use it to prove no secret reaches a result. JSON
+    bodies get it in `detail` (appended to a text detail, added as one more item to a validation
+    error list, or set where there was none); the gateway's HTML pages get it as a paragraph.
+    """
+    echoed = f"Authorization: {authorization}"
+    if response.content_type == "text/html":
+        page = response.text or ""
+        response.text = page.replace("</body>", f"<p>{html.escape(echoed)}</p></body>", 1)
+        return
+    try:
+        payload = json.loads(response.body)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return
+    if not isinstance(payload, dict):
+        return
+    detail = payload.get("detail")
+    if isinstance(detail, list):
+        payload["detail"] = [*detail, {"loc": ["header", "Authorization"], "msg": echoed, "type": "echo"}]
+    elif isinstance(detail, str) and detail:
+        payload["detail"] = f"{detail} ({echoed})"
+    else:
+        payload["detail"] = echoed
+    response.body = json_bytes(payload)
