@@ -1,4 +1,4 @@
-"""Admin API under /_emulator: faults, clients, seeding, counters and the request log.
+"""Admin API under /_emulator: faults, clients, seeding, counters, quotas, records and the request log.
 
 Not rate limited, not counted, no auth. The test harness calls the same `AdminService` methods on
 the event loop thread, so both paths share validation and behaviour.
@@ -14,8 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
+from emulator.clock import iso
 from emulator.core import Emulator
-from emulator.errors import ApiError, dumps
+from emulator.errors import ApiError, dumps, json_bytes
 from emulator.pdf import invoice_pdf
 from emulator.state.enrichment import KINDS
 
@@ -48,6 +49,48 @@ class AdminService:
 
     def requests(self, clear: bool = False) -> list[dict[str, Any]]:
         return _copy(self.emu.log.entries(clear))
+
+    def quotas(self, clear: bool = False) -> dict[str, Any]:
+        """Per API client ("-" for calls tied to none): calls charged and 429s, in total and per window."""
+        return self.emu.limiter.usage(clear)
+
+    def records(self) -> dict[str, Any]:
+        """The emulator's own account of every stored file and document, in creation order.
+
+        `clientId` names the API client that created the entry (None when seeded through this API).
+        """
+        files, documents = self.emu.store.records()
+        clients = {client.user_id: client.client_id for client in self.emu.auth.clients.values()}
+        uploads: dict[str, int] = {}
+        for stored in files:
+            uploads[stored.sha256] = uploads.get(stored.sha256, 0) + 1
+        return {
+            "files": [
+                {
+                    "id": f.id,
+                    "filename": f.filename,
+                    "contentType": f.content_type,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "createdAt": iso(f.created_at),
+                    "clientId": clients.get(f.created_by),
+                }
+                for f in files
+            ],
+            "documents": [
+                {
+                    "id": d.id,
+                    "fileId": d.file_id,
+                    "projectId": d.project_id,
+                    "externalId": d.external_id,
+                    "state": d.state,
+                    "createdAt": iso(d.created_at),
+                    "clientId": clients.get(d.created_by),
+                }
+                for d in documents
+            ],
+            "uploads_by_sha256": uploads,
+        }
 
     # ---- settings, clients, tokens -----------------------------------------------------------
 
@@ -209,7 +252,7 @@ def _wrap(service: AdminService, fn: AdminHandler) -> Callable[[web.Request], Aw
             return web.json_response({"error": str(exc)}, status=400)
         except KeyError as exc:
             return web.json_response({"error": str(exc.args[0] if exc.args else exc)}, status=404)
-        return web.Response(text=dumps(result), content_type="application/json")
+        return web.Response(body=json_bytes(result), content_type="application/json")
 
     return handler
 
@@ -240,6 +283,8 @@ ROUTES: tuple[tuple[str, str, AdminHandler], ...] = (
     ("POST", "/seed/documents", lambda s, r, b: s.seed_documents(**b)),
     ("POST", "/seed/file", _seed_file),
     ("GET", "/requests", lambda s, r, b: s.requests(_bool(r.query.get("clear")))),
+    ("GET", "/quotas", lambda s, r, b: s.quotas(_bool(r.query.get("clear")))),
+    ("GET", "/records", lambda s, r, b: s.records()),
     ("GET", "/documents/{id}", lambda s, r, b: s.document(r.match_info["id"])),
     ("POST", "/documents/{id}/state", lambda s, r, b: s.set_document_state(r.match_info["id"], b["state"])),
     ("GET", "/enrichment/{kind}", lambda s, r, b: s.enrichment(r.match_info["kind"])),

@@ -52,6 +52,9 @@ def _unknown(emu: Emulator) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         error = ApiError(404, "Not Found", f"No operation {request.method} {request.path}")
         emu.counters.response(404)
-        return emu.finish(error.response(), None, emu.clock.now())
+        response = emu.finish(error.response(), None, emu.clock.now())
+        if emu.settings.echo_credentials:
+            emu.echo_credentials(request, response)
+        return response
 
     return handler

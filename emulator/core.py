@@ -2,21 +2,22 @@
 
 Pipeline of an API call: count it, latency, maybe drop the connection, authenticate the bearer
 token, charge the client's quota (429), check the operation's scope (403), maybe inject a 5xx,
-run the handler, put the x-ratelimit-* headers on whatever goes out, log it.
+run the handler, put the x-ratelimit-* headers on whatever goes out, maybe echo the credentials
+into an error body, log it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
 
 from aiohttp import web
 
 from emulator import errors
 from emulator.auth import Auth, Client, Token
 from emulator.clock import Clock
-from emulator.metrics import Counters, RequestLog, render_body
+from emulator.headers import header_text
+from emulator.metrics import Counters, LoggedRequest, RequestLog
 from emulator.ratelimit import RateLimiter
 from emulator.routes.base import Call, Operation
 from emulator.routes.token import TOKEN_OPERATION_ID, token_endpoint
@@ -59,7 +60,9 @@ class Emulator:
             response = web.Response(status=500)
         else:
             status = response.status
-            self.counters.response(status)
+            self.counters.response(status, op.operation_id)
+            if status >= 400 and self.settings.echo_credentials:
+                self.echo_credentials(request, response)
         self._record(op, request, body, status, client_id)
         return response
 
@@ -133,6 +136,13 @@ class Emulator:
         return errors.injected(status).response()
 
     @staticmethod
+    def echo_credentials(request: web.Request, response: web.StreamResponse) -> None:
+        """The `echo_credentials` fault: an error body repeats the request's Authorization value."""
+        authorization = request.headers.get("Authorization")
+        if authorization and isinstance(response, web.Response):
+            errors.echo_authorization(response, header_text(authorization))
+
+    @staticmethod
     def drop(request: web.Request) -> None:
         """Close the connection without answering, as a failing load balancer would."""
         transport = request.transport
@@ -142,23 +152,18 @@ class Emulator:
     def _record(
         self, op: Operation, request: web.Request, body: bytes, status: int, client_id: str | None
     ) -> None:
-        query: dict[str, list[str]] = {}
-        for name, value in request.query.items():
-            query.setdefault(name, []).append(value)
-        entry: dict[str, Any] = {
-            "operation": op.operation_id,
-            "method": request.method,
-            "path": request.path,
-            "query": query,
-            "headers": {name.lower(): value for name, value in request.headers.items()},
-            "status": status,
-            "client_id": client_id,
-            "time": self.clock.now(),
-        }
-        if body:
-            entry.update(
-                render_body(body, request.headers.get("Content-Type", ""), self.settings.log_body_limit)
+        limit = self.settings.log_body_limit
+        kept = body if len(body) <= limit else body[:limit]
+        self.log.append(
+            LoggedRequest(
+                op.operation_id,
+                request.method,
+                request.rel_url,
+                request.headers,
+                kept,
+                len(body),
+                status,
+                client_id,
+                self.clock.now(),
             )
-        else:
-            entry.update(body="", body_base64=False, body_truncated=False, body_size=0)
-        self.log.append(entry)
+        )

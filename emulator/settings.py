@@ -26,6 +26,8 @@ class Settings:
     drop_rate: float = 0.0
     drop_when: str = "before"
     fault_operations: list[str] | None = None
+    # every 4xx/5xx body (API and token endpoint) echoes the request's Authorization header value
+    echo_credentials: bool = False
     # token endpoint
     token_latency_ms: float = 0.0
     token_error_rate: float = 0.0
@@ -98,6 +100,16 @@ def _statuses(value: Iterable[Any]) -> list[int]:
     return statuses
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError("must be true or false")
+
+
 def _drop_when(value: Any) -> str:
     if value not in ("before", "after"):
         raise ValueError("must be 'before' or 'after'")
@@ -120,6 +132,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "drop_rate": _share,
     "drop_when": _drop_when,
     "fault_operations": _operations,
+    "echo_credentials": _flag,
     "token_latency_ms": _non_negative,
     "token_error_rate": _share,
     "token_lifetime_s": _positive,

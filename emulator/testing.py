@@ -218,6 +218,14 @@ class EmulatorServer:
     def requests(self, clear: bool = False) -> list[dict[str, Any]]:
         return self._call(lambda a: a.requests(clear))
 
+    def quotas(self, clear: bool = False) -> dict[str, Any]:
+        """Per API client: quota, calls charged, 429s, and the same per quota window."""
+        return self._call(lambda a: a.quotas(clear))
+
+    def records(self) -> dict[str, Any]:
+        """Every stored file (name, size, sha256) and document (file, project, externalId, state)."""
+        return self._call(lambda a: a.records())
+
     def reset(self) -> None:
         """Forget data, counters, requests, quotas and tokens (clients and settings stay)."""
         self._call(lambda a: a.reset())

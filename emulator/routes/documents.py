@@ -8,7 +8,7 @@ from emulator import ids
 from emulator.errors import bad_request, json_response
 from emulator.routes.base import Call, Operation
 from emulator.state.documents import STATE_SET
-from emulator.state.paging import check_offset, envelope, parse_paging
+from emulator.state.paging import check_offset, envelope_bytes, parse_paging
 from emulator.state.store import SORT_KEYS, TITLE_MAX_LENGTH, clean_external_data
 
 ACCEPTED = 202
@@ -49,8 +49,8 @@ async def list_documents(call: Call) -> web.StreamResponse:
     project_ids, states, file_id, sort = _list_filters(call)
     docs = call.emu.store.list_documents(project_ids, states, file_id, sort)
     check_offset(offset, len(docs))
-    page = [doc.view() for doc in docs[offset : offset + limit]]
-    return json_response(envelope(page, offset, limit, len(docs)))
+    page = [doc.body() for doc in docs[offset : offset + limit]]  # each cached, as for GET /documents/{id}
+    return web.Response(body=envelope_bytes(page, offset, limit, len(docs)), content_type="application/json")
 
 
 async def document_states(call: Call) -> web.StreamResponse:

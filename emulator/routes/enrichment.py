@@ -6,10 +6,17 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from emulator.errors import json_response, validation_error
+from emulator.headers import header_text
 from emulator.routes.base import Call, Handler, Operation
 from emulator.state.enrichment_models import validate
 
 COMPANY_HEADER = "X-Hy-Meta-Internal-Company-Id"
+
+
+def _company(call: Call) -> str | None:
+    value = call.request.headers.get(COMPANY_HEADER)
+    return None if value is None else header_text(value)
+
 
 # kind -> (insert operationId, delete operationId)
 OPERATION_IDS = {
@@ -39,8 +46,7 @@ def _inserter(kind: str) -> Handler:
             payload = validate(kind, call.body)
         except ValidationError as exc:
             raise validation_error(_errors(exc)) from None
-        company = call.request.headers.get(COMPANY_HEADER)
-        record = call.emu.store.enrichment.upsert(kind, payload, company)
+        record = call.emu.store.enrichment.upsert(kind, payload, _company(call))
         return json_response({"id": record.id})
 
     return insert
@@ -49,8 +55,7 @@ def _inserter(kind: str) -> Handler:
 def _deleter(kind: str) -> Handler:
     async def delete(call: Call) -> web.StreamResponse:
         line = call.request.query.get("lineNumber") if kind in WITH_LINES else None
-        company = call.request.headers.get(COMPANY_HEADER)
-        call.emu.store.enrichment.delete(kind, call.request.match_info["externalId"], company, line)
+        call.emu.store.enrichment.delete(kind, call.request.match_info["externalId"], _company(call), line)
         return web.Response(status=204)
 
     return delete

@@ -39,3 +39,8 @@ def check_offset(offset: int, total: int, error_status: int = 400) -> None:
 def envelope(data: list, offset: int, limit: int, total: int) -> dict:
     """The list envelope the real API returns (`data`, not the spec's `documents`)."""
     return {"data": data, "limit": limit, "offset": offset, "totalCount": total}
+
+
+def envelope_bytes(items: list[bytes], offset: int, limit: int, total: int) -> bytes:
+    """`envelope` with items that are serialized already (documents cache their JSON)."""
+    return b'{"data":[%s],"limit":%d,"offset":%d,"totalCount":%d}' % (b",".join(items), limit, offset, total)

@@ -16,9 +16,11 @@ from emulator.errors import ApiError, bad_request, not_found
 from emulator.settings import Settings
 from emulator.state.documents import BUSY_STATES, STATE_SET, Document, path_to, plan
 from emulator.state.enrichment import Enrichment
-from emulator.state.entities import default_schema, invoice_entities
+from emulator.state.entities import default_schema
 from emulator.state.models import ProjectCreate
 
+SEEDED_BY = "emulator"
+"""Creator recorded for files and documents made through the admin API."""
 SUPPORTED_TYPES = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png", "image/tiff": "tiff"}
 EXTERNAL_DATA_MAX_KEYS = 20
 EXTERNAL_DATA_MAX_KEY_LENGTH = 50
@@ -36,12 +38,15 @@ SORT_KEYS = {
 
 @dataclass(slots=True)
 class StoredFile:
+    """An upload's metadata; its bytes live once per content in `Store.blobs`, keyed by sha256."""
+
     id: str
     sha256: str
     content_type: str
     filename: str | None
     size: int
     created_at: float
+    created_by: str
 
 
 def clean_external_data(data: Any) -> dict[str, Any]:
@@ -91,7 +96,9 @@ class Store:
 
     # ---- files -------------------------------------------------------------------------------
 
-    def add_file(self, content: bytes, content_type: str, filename: str | None) -> StoredFile:
+    def add_file(
+        self, content: bytes, content_type: str, filename: str | None, actor: str = SEEDED_BY
+    ) -> StoredFile:
         media = content_type.split(";", 1)[0].strip().lower()
         if media not in SUPPORTED_TYPES:
             raise ApiError(400, "Content type not supported", "The provided content type is not supported")
@@ -104,7 +111,7 @@ class Store:
         now = self.clock.now()
         digest = hashlib.sha256(content).hexdigest()
         self.blobs.setdefault(digest, content)
-        stored = StoredFile(ids.object_id(now), digest, media, filename, len(content), now)
+        stored = StoredFile(ids.object_id(now), digest, media, filename, len(content), now, actor)
         self.files[stored.id] = stored
         return stored
 
@@ -181,9 +188,7 @@ class Store:
         self._seq += 1
         doc_id = ids.object_id(now)
         title = stored.filename or f"{stored.id}.{SUPPORTED_TYPES[stored.content_type]}"
-        doc = Document(
-            doc_id, self._seq, project_id, stored.id, title, now, actor, invoice_entities(doc_id, now)
-        )
+        doc = Document(doc_id, self._seq, project_id, stored.id, title, now, actor)
         if now < self._last_created:
             self._ordered = False
         self._last_created = max(self._last_created, now)
@@ -271,6 +276,11 @@ class Store:
                 docs.reverse()
             return docs
         return sorted(docs, key=lambda d: (getattr(d, attr), d.seq), reverse=descending)
+
+    def records(self) -> tuple[list[StoredFile], list[Document]]:
+        """Every stored file and document in creation order, with due lifecycle changes applied."""
+        self.tick(self.clock.now())
+        return list(self.files.values()), list(self.documents.values())
 
     def report_transfer(self, doc_id: str, successful: bool, message: str | None, actor: str) -> None:
         doc = self.get_document(doc_id)

@@ -12,12 +12,16 @@ import time
 import urllib.request
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import make_mocked_request
+from click.testing import CliRunner
 
 from emulator.admin import AdminService
 from emulator.app import create_app
+from emulator.cli import main as cli_main
 from emulator.core import Emulator
 from emulator.routes import OPERATIONS
+from emulator.settings import Settings
 from emulator.testing import EmulatorServer
 from tests.emulator.helpers import Api
 
@@ -179,3 +183,71 @@ def test_server_cpu_per_http_request_is_well_under_a_millisecond() -> None:
         result = measure(server, f"/documents/{doc['id']}", requests=1000, concurrency=4)
     assert result["ok"] == 1000
     assert result["cpu_us_per_request"] < 1000  # measured about 100-200 us; loose for noisy machines
+
+
+def test_cli_help_lists_a_flag_for_every_setting() -> None:
+    output = CliRunner().invoke(cli_main, ["--help"], terminal_width=200).output
+    for name in Settings.__dataclass_fields__:
+        assert f"--{name.replace('_', '-')}" in output, name
+    assert "--add-client ID SECRET RATE_LIMIT" in output and "--log-size" in output
+
+
+def test_cli_flags_set_faults_and_extra_clients_of_a_separate_process() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emulator.cli",
+            "--port",
+            "0",
+            "--no-seed-demo",
+            "--latency-ms",
+            "1",
+            "--processing-s",
+            "3",
+            "--failure-rate",
+            "0.25",
+            "--junk-rate",
+            "0.1",
+            "--echo-credentials",
+            "--error-statuses",
+            "502,503",
+            "--add-client",
+            "fleet-a",
+            "a-secret",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(5)]
+        base_url = lines[0].split()[-1]
+        admin_url = lines[4].split()[-1].rstrip("/")
+        with urllib.request.urlopen(admin_url + "/faults", timeout=10) as resp:
+            faults = json.load(resp)
+        assert (faults["latency_ms"], faults["processing_s"], faults["failure_rate"]) == (1, 3, 0.25)
+        assert faults["echo_credentials"] is True and faults["error_statuses"] == [502, 503]
+        basic = base64.b64encode(b"fleet-a:a-secret").decode()
+        req = urllib.request.Request(
+            base_url + "/auth/token",
+            data=b"grant_type=client_credentials",
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.headers["x-ratelimit-limit"] == "20, 20;w=1"
+            token = json.load(resp)["access_token"]
+        req = urllib.request.Request(
+            base_url + "/documents/000000000000000000000000", headers={"Authorization": f"Bearer {token}"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(req, timeout=10)
+        assert missing.value.code == 404 and token in json.load(missing.value)["detail"]
+        with urllib.request.urlopen(admin_url + "/quotas", timeout=10) as resp:
+            assert json.load(resp)["fleet-a"]["calls"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        proc.communicate()

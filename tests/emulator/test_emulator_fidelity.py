@@ -434,3 +434,26 @@ def test_operation_table_matches_the_spec() -> None:
             scope = security["OAuth2"][0] if "OAuth2" in security else None
             expected[op["operationId"]] = (method.upper(), path, scope)
     assert {op.operation_id: (op.method, op.path, op.scope) for op in OPERATIONS} == expected
+
+
+def test_echoed_credentials_keep_error_bodies_valid_per_spec(openapi: OpenAPI) -> None:
+    """The echo_credentials fault changes error texts only, never the shapes the spec declares."""
+    with EmulatorServer(new_s=0, processing_s=0, seed=7, echo_credentials=True) as server:
+        api = Api(server)
+        api.get("/documents/000000000000000000000000")
+        api.get("/documents?limit=-1")
+        api.get("/documents", headers={"Authorization": "Bearer not-a-token"})
+        api.post_json("/enrichment/companies", INVALID_ENRICHMENT["companies"])
+        api.delete("/enrichment/companies/unknown-id")
+        api.token_request(secret="wrong")
+        server.add_client("tight", "tight-secret", rate_limit=1, rate_window_s=600)
+        api.token_request(client_id="tight", secret="tight-secret")
+        api.token_request(client_id="tight", secret="tight-secret")
+    errors = [(sent, reply) for sent, reply in api.history if reply.status >= 400]
+    assert {reply.status for _, reply in errors} == {400, 401, 404, 422, 429}
+    problems = []
+    for sent, reply in errors:
+        assert b"Authorization: " in reply.body, reply
+        request = _mock_request(sent)
+        problems += _errors(openapi.validate_response, request, _mock_response(reply))
+    assert not problems, "\n".join(problems)
