@@ -30,7 +30,7 @@ from tests.support.delivery import (
     wait_for_exit,
     wait_until,
 )
-from tests.support.metrics import free_port, total
+from tests.support.metrics import free_port, scrape, total
 from tests.support.processes import WorkerFleet
 
 pytestmark = pytest.mark.integration
@@ -364,6 +364,13 @@ def secret_connections(path: Path, emulator, secrets: dict[str, str]) -> None:
 
 
 @pytest.mark.timeout(180)
+def stored_values(redis_env: dict[str, str]) -> list[bytes]:
+    """Every result the workers stored in Redis under the test's prefix (the token cache is Redis's job)."""
+    client = redis.Redis.from_url(redis_env["HYPATOS_REDIS_URL"])
+    keys = list(client.scan_iter(match=f"{redis_env['HYPATOS_REDIS_PREFIX']}result:*"))
+    return [value for key in keys if (value := client.get(key))]
+
+
 def test_given_a_workload_with_token_renewals_and_refusals_then_no_secret_and_no_token_appears_anywhere(
     fleet: WorkerFleet,
     amqp: AmqpTestClient,
@@ -373,15 +380,19 @@ def test_given_a_workload_with_token_renewals_and_refusals_then_no_secret_and_no
     redis_env: dict[str, str],
 ) -> None:
     # Given: three API clients with distinctive secrets, connections using them in every way the
-    # connections file allows plus one with a wrong secret; short-lived tokens; verbose workers
+    # connections file allows plus one with a wrong secret; short-lived tokens; a server that echoes
+    # the Authorization header (bearer token or Basic credentials) in every error body; verbose workers
+    # serving metrics
     secrets = {name: f"{name}-secret-{uuid.uuid4().hex}" for name in ("main", "env", "file", "wrong")}
     for client_id, name in (("svc-main", "main"), ("svc-env", "env"), ("svc-file", "file")):
         emulator.add_client(client_id, secrets[name])
     secret_connections(connections_file, emulator, secrets)
-    emulator.set_faults(token_lifetime_s=3)
+    emulator.set_faults(token_lifetime_s=3, echo_credentials=True)
     documents = emulator.seed_documents(10)
     worker_env = {"HYPATOS_LOG_LEVEL": "DEBUG", "SVC_ENV_CLIENT_SECRET": secrets["env"], **redis_env}
-    fleet.start(2, **worker_env)
+    ports = [free_port(), free_port()]
+    for port in ports:
+        fleet.start(1, HYPATOS_METRICS_PORT=str(port), **worker_env)
     requests_queue = queue_names["HYPATOS_REQUEST_QUEUE"]
     results = Results(amqp, queue_names["HYPATOS_RESULT_QUEUE"])
     tokens: set[str] = set()
@@ -399,6 +410,10 @@ def test_given_a_workload_with_token_renewals_and_refusals_then_no_secret_and_no
         batch += [
             {**get_document(f"{phase}-wrong-{i}", documents[0]["id"]), "connection": "wrong"}
             for i in range(3)
+        ]
+        batch += [  # answered 404, with the bearer token echoed in the error body
+            {**get_document(f"{phase}-missing-{connection}", "f" * 24), "connection": connection}
+            for connection in ("main", "fromenv", "fromfile")
         ]
         publish_all(amqp, requests_queue, batch)
         assert not results.until_all([r["id"] for r in batch], timeout_s=60), fleet.logs()[-3000:]
@@ -424,6 +439,11 @@ def test_given_a_workload_with_token_renewals_and_refusals_then_no_secret_and_no
     assert results.first("expired-fromfile-3")["status"] == "succeeded"
     assert len(dead) == 1 and '"credentials_accepted"' in cli.stdout
     assert len(tokens) >= 9, "expected at least three tokens per connection"
+    missing = results.first("fresh-missing-main")
+    assert missing["error"]["code"] == "not_found" and "[REDACTED]" in json.dumps(missing), missing
+    stored = stored_values(redis_env)
+    assert any(b"missing" in value for value in stored), "the 404 results are stored"
+    scraped = [scrape(port) for port in ports]
     # And: no secret (alone or as HTTP Basic credentials) and no token is in any log, result, dead
     # letter or CLI output
     haystack = "\n".join(
@@ -437,6 +457,8 @@ def test_given_a_workload_with_token_renewals_and_refusals_then_no_secret_and_no
                 for props, result in received
             ),
             *(repr(body) + repr(props) for props, body in dead),
+            *(value.decode("utf-8", "replace") for value in stored),
+            *scraped,
         ]
     )
     basic = {
