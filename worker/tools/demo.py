@@ -269,6 +269,8 @@ def run_with_worker(url: str, env: dict[str, str], requests: list[dict[str, Any]
                 return Outcome(_collect(client, process, log_path, len(requests)))
         finally:
             client.delete_queues([env[name] for name in sorted(env) if name.endswith("_QUEUE")])
+            # The workers' fanout exchange for requests and Celery's for tasks carry the queues' names.
+            client.delete_exchanges([env["HYPATOS_REQUEST_QUEUE"], env["HYPATOS_TASK_QUEUE"]])
 
 
 # ---- the command ----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from kombu import Connection, Queue
+from kombu import Connection, Exchange, Queue
 from kombu.simple import SimpleQueue
 
 from worker import constants
@@ -132,6 +132,12 @@ class HypatosQueueClient:
         for name in names:
             with contextlib.suppress(*self._connection.channel_errors):
                 Queue(name).bind(self._connection.channel()).delete()
+
+    def delete_exchanges(self, names: Iterable[str]) -> None:
+        """Delete exchanges (the demo's request and task exchanges); missing ones are fine."""
+        for name in names:
+            with contextlib.suppress(*self._connection.channel_errors):
+                Exchange(name).bind(self._connection.channel()).delete()
 
     @staticmethod
     def _passive(name: str) -> Queue:
