@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
+from kombu import Connection
 
 from tests.support.amqp import AmqpTestClient
+from tests.support.broker_users import broker_user
 from tests.support.processes import WorkerFleet
+from worker.queues import declare_topology
+from worker.settings import WorkerSettings
 from worker.tools.queue_client import HypatosQueueClient, NotRouted
 
 pytestmark = pytest.mark.integration
@@ -55,11 +61,18 @@ def test_given_no_request_queue_then_the_submit_command_fails_with_one_line(
     assert done.stdout == ""
 
 
+def declare_like_a_worker(env: dict[str, str]) -> None:
+    """The queues and exchanges a worker with `env` declares at start."""
+    settings = WorkerSettings(**{key.removeprefix("HYPATOS_").lower(): value for key, value in env.items()})
+    with Connection(settings.broker_url) as connection:
+        declare_topology(connection, settings)
+
+
 def test_given_wait_for_queue_then_submit_sends_once_a_worker_declared_the_queue(
     fleet: WorkerFleet, amqp: AmqpTestClient, broker_url: str
 ) -> None:
     # Given: the queue appears a moment after the client starts sending
-    declare_later = threading.Timer(1.0, fleet.declare_queues)
+    declare_later = threading.Timer(1.0, declare_like_a_worker, args=(fleet.env,))
     declare_later.start()
     try:
         with HypatosQueueClient(broker_url, request_queue=fleet.env["HYPATOS_REQUEST_QUEUE"]) as client:
@@ -92,6 +105,29 @@ def test_given_a_worker_then_submit_wait_prints_the_result_and_the_exit_code_say
     result = json.loads(done.stdout)
     assert result["id"] == "missing-1" and result["status"] == "failed"
     assert result["error"]["code"] == "not_found"
+
+
+def test_given_a_producer_user_allowed_only_the_request_exchange_then_submit_wait_works(
+    fleet: WorkerFleet, broker_url: str
+) -> None:
+    # Given: a broker user with the permissions the README gives producers (write: the request
+    # exchange only; configure and read: its own reply queues, and read the result queue)
+    fleet.start(1)
+    env = fleet.env
+    reply_queues = r"amq\.gen-.*|hypatos\.reply\..*"
+    with broker_user(
+        configure=f"^({reply_queues})$",
+        write=f"^{re.escape(env['HYPATOS_REQUEST_QUEUE'])}$",
+        read=f"^({re.escape(env['HYPATOS_RESULT_QUEUE'])}|{reply_queues})$",
+    ) as producer:
+        host = urlsplit(broker_url)
+        url = producer.url(host.hostname or "127.0.0.1", host.port or 5672)
+        producer_env = {**env, "HYPATOS_BROKER_URL": url}
+        # When
+        done = hypatos_worker(producer_env, "submit", "companiesList", "--connection", "main", "--wait")
+    # Then
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "succeeded"
 
 
 def test_given_no_wait_then_submit_prints_the_id_and_the_result_goes_to_the_result_queue(

@@ -4,7 +4,12 @@ RabbitMQ confirms a publish even when no queue took it: a request sent to a requ
 worker has declared yet is confirmed and dropped.  Published ``mandatory``, such a message comes back
 (``basic.return``) before its confirm; `ConfirmedPublisher` notices and raises `NotRouted`, or, when
 asked to wait for the queue, sends it again until a queue takes it or the time is up.  Sending again
-is safe: a returned message was delivered nowhere.
+is safe: a returned message was delivered nowhere.  A publish to an exchange that does not exist
+(yet) is treated the same way (RabbitMQ closes the channel instead; a new one is opened).
+
+The return is noticed through an ``on_return`` callback, not py-amqp's exception: that exception is
+raised before the message's confirm is read, and the channel's next confirm would then be taken for
+the next message's.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import amqp.exceptions
 from kombu import Connection, Producer
 
 from worker.tools.broker import safe_broker_url
@@ -21,12 +27,19 @@ RETRY_INTERVAL_S = 0.5
 
 
 class NotRouted(Exception):
-    """Raised when RabbitMQ returned a mandatory publish: no queue took it, so nothing was delivered."""
+    """Raised when no queue took a publish (none bound, or no such exchange): nothing was delivered."""
 
-    def __init__(self, exchange: str, routing_key: str, broker: str) -> None:
+    def __init__(
+        self, exchange: str, routing_key: str, broker: str, *, exchange_missing: bool = False
+    ) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
-        where = f"queue named {routing_key!r}" if not exchange else f"queue bound to exchange {exchange!r}"
+        if exchange_missing:
+            where = f"exchange named {exchange!r}"
+        elif exchange:
+            where = f"queue bound to the exchange {exchange!r}"
+        else:
+            where = f"queue named {routing_key!r}"
         super().__init__(
             f"the broker at {broker} has no {where}, so the message was not delivered: start a worker "
             "(workers create their queues) or import the broker definitions "
@@ -60,18 +73,24 @@ class ConfirmedPublisher:
         deadline = time.monotonic() + wait_for_queue_s
         while True:
             self._returned.clear()
-            self._producer.publish(
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                delivery_mode=2,
-                mandatory=True,
-                retry=True,
-                **properties,
-            )
-            if not self._returned:
+            exchange_missing = False
+            try:
+                self._producer.publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    delivery_mode=2,
+                    mandatory=True,
+                    retry=True,
+                    **properties,
+                )
+            except amqp.exceptions.NotFound:  # no such exchange: the broker closed the channel
+                exchange_missing = True
+                self._producer.revive(self._connection.channel())
+            if not (self._returned or exchange_missing):
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise NotRouted(exchange, routing_key, safe_broker_url(self._connection))
+                broker = safe_broker_url(self._connection)
+                raise NotRouted(exchange, routing_key, broker, exchange_missing=exchange_missing)
             time.sleep(min(RETRY_INTERVAL_S, remaining))

@@ -68,13 +68,16 @@ class HypatosQueueClient:
     ) -> str:
         """Publish one request (persistent, confirmed, mandatory); returns its correlation id.
 
-        Raises `NotRouted` when the request queue does not exist (no worker created it yet), after
-        waiting up to `wait_for_queue_s` for it: the request was then not sent.
+        It goes to the request exchange (a fanout exchange named like the request queue, declared with
+        it), which is all a producer's broker user needs to be allowed to write to.  Raises `NotRouted`
+        when the request queue or exchange does not exist (no worker created them yet), after waiting
+        up to `wait_for_queue_s` for them: the request was then not sent.
         """
         body = request.model_dump(exclude_none=True) if isinstance(request, Request) else request
         correlation_id = correlation_id or str(body.get("id") or uuid.uuid4())
         self._publisher.publish(
             json.dumps(body).encode(),
+            exchange=self.request_queue,  # the request exchange: all a producer user may write to
             routing_key=self.request_queue,
             wait_for_queue_s=wait_for_queue_s,
             content_type="application/json",
