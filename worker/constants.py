@@ -33,9 +33,11 @@ ATTEMPTS_HEADER: Final = "x-hypatos-attempts"
 DEFERRALS_HEADER: Final = "x-hypatos-deferrals"
 PRODUCER_HEADER: Final = "x-hypatos-producer"
 
-#: The Hypatos servers a connection may use (the Boomi connection page lists exactly these).
+#: The Hypatos servers a connection may use: those the Boomi connection page lists, and the vendor
+#: spec's ``servers`` (EU cloud, US cloud).
 HYPATOS_SERVERS: Final = (
     "https://api.cloud.hypatos.ai/v2",
+    "https://api.cloud.hypatos.com/v2",
     "https://api.hypatos.com/v2",
     "https://api.dev.hypatos.ai/v2",
 )

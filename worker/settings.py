@@ -71,6 +71,12 @@ class WorkerSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_port_is_unset(cls, value: object) -> object:
+        """``HYPATOS_METRICS_PORT=`` (as compose files and manifests write "no value") means unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("base64_memory_bytes")
     @classmethod
     def _room_for_one_base64_file(cls, value: int, info: ValidationInfo) -> int:

@@ -2,7 +2,8 @@
 
 Subcommands: ``run`` (start a worker process), ``health`` (probe this host's part of the service),
 ``operations`` (the catalog), ``schemas`` (write the message JSON Schemas), ``demo`` (emulator +
-worker + sample requests, no setup needed).
+worker + sample requests, no setup needed), ``submit`` (send one request, optionally wait for its
+result), ``results`` (print results as they arrive).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def load_settings() -> WorkerSettings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hypatos-worker", prog_name="hypatos-worker")
 def main() -> None:
     """Hypatos worker: runs Hypatos API operations requested over AMQP and publishes the results."""
 
@@ -157,8 +159,12 @@ def dead_letters_list(limit: int, as_json: bool) -> None:
 def dead_letters_replay(limit: int, request_id: str | None) -> None:
     """Publish dead requests to the request queue again (those that hold a request)."""
     from worker.tools.dead_letters import replay_dead
+    from worker.tools.publishing import NotRouted
 
-    replayed, kept = replay_dead(load_settings(), limit, request_id)
+    try:
+        replayed, kept = replay_dead(load_settings(), limit, request_id)
+    except NotRouted as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{replayed} replayed, {kept} left in the dead-letter queue")
 
 
@@ -195,20 +201,86 @@ def schemas(out: Path) -> None:
 
 
 @main.command("broker-definitions")
-def broker_definitions() -> None:
+@click.option("--vhost", help="Virtual host of the definitions (default: the one HYPATOS_BROKER_URL names).")
+def broker_definitions(vhost: str | None) -> None:
     """Print the queues and bindings as a RabbitMQ definitions file (for the current settings)."""
+    from kombu import Connection
+
     from worker.queues import broker_definitions as definitions
 
-    click.echo(json.dumps(definitions(load_settings()), indent=2))
+    settings = load_settings()
+    vhost = vhost or Connection(settings.broker_url).virtual_host or "/"
+    click.echo(json.dumps(definitions(settings, vhost), indent=2))
 
 
 @main.command()
 @click.option("--requests", "count", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="How many sample requests to send.")  # fmt: skip
-@click.option("--broker-url", help="Broker to use (default: HYPATOS_BROKER_URL, else an embedded one).")
+@click.option("--broker-url", help="Broker to use (default: HYPATOS_BROKER_URL, else 127.0.0.1:5672).")
 @click.option("--json", "as_json", is_flag=True, help="Print each result as its full JSON message.")
 def demo(count: int, broker_url: str | None, as_json: bool) -> None:
-    """Start the emulator and a worker, send sample requests and print their results."""
+    """Start the emulator and a worker, send sample requests and print their results.
+
+    With no broker answering, the request handler runs in this process instead (it says so).
+    """
     from worker.tools.demo import run_demo
 
     sys.exit(run_demo(count=count, broker_url=broker_url, as_json=as_json))
+
+
+@main.command()
+@click.argument("operation")
+@click.option("--connection", required=True, metavar="NAME", help="The connection to run it on.")
+@click.option("--id", "request_id", help="The request id (idempotency key; default: a new one).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A parameter (repeatable; a name given twice makes a list).")  # fmt: skip
+@click.option("--body", metavar="JSON|@FILE", help="The body: JSON or @file.json (text operations: text).")
+@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to upload: sent by path when inside HYPATOS_INBOX_DIR, else as base64.")  # fmt: skip
+@click.option("--wait", is_flag=True, help="Wait for the result and print it (exit code 0 if it succeeded).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="With --wait: seconds to wait for the result.")  # fmt: skip
+@click.option("--wait-for-queue", "wait_for_queue_s", type=click.FloatRange(0), default=0.0,
+              show_default=True, help="Seconds to wait for the request queue to exist.")  # fmt: skip
+def submit(
+    operation: str,
+    connection: str,
+    request_id: str | None,
+    params: tuple[str, ...],
+    body: str | None,
+    file: Path | None,
+    wait: bool,
+    timeout_s: float,
+    wait_for_queue_s: float,
+) -> None:
+    """Send one request to the request queue (confirmed; refused when no queue exists).
+
+    Prints the request id; with --wait, prints the result, and the exit code is 0 only when it
+    succeeded.
+    """
+    from worker.tools.submit import build_request, send
+
+    settings = load_settings()
+    request = build_request(
+        operation, connection, request_id=request_id, params=params, body=body, file=file, settings=settings
+    )
+    sys.exit(send(settings, request, wait=wait, timeout_s=timeout_s, wait_for_queue_s=wait_for_queue_s))
+
+
+@main.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep printing results as they arrive, until interrupted.")
+@click.option("--queue", help="The queue to read (default: HYPATOS_RESULT_QUEUE).")
+@click.option("--json", "as_json", is_flag=True, help="Print each result as its full JSON, one per line.")
+def results(follow: bool, queue: str | None, as_json: bool) -> None:
+    """Print (and acknowledge) the results in the result queue, for any producer.
+
+    Without --follow, prints what the queue holds and stops; with it, waits for more until
+    SIGINT/SIGTERM.  Results come as they complete, not in request order: match them by id.
+    """
+    from worker.tools.results import read_results
+
+    settings = load_settings()
+    count = read_results(
+        settings.broker_url, queue or settings.result_queue, follow_queue=follow, as_json=as_json
+    )
+    click.echo(f"{count} result(s)", err=True)

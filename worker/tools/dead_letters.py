@@ -26,6 +26,7 @@ from kombu.message import Message
 from worker import constants
 from worker.messages import MAX_ID_LENGTH
 from worker.settings import WorkerSettings
+from worker.tools.publishing import ConfirmedPublisher
 
 
 @dataclass(frozen=True)
@@ -131,31 +132,32 @@ def _raw_body(message: Message) -> bytes:
     return body if isinstance(body, bytes) else str(body).encode("utf-8")
 
 
-def _republish(connection: Connection, settings: WorkerSettings, found: Replayable) -> None:
-    connection.Producer().publish(
+def _republish(publisher: ConfirmedPublisher, settings: WorkerSettings, found: Replayable) -> None:
+    publisher.publish(
         found.body,
-        exchange="",
         routing_key=settings.request_queue,
         content_type="application/json",
         content_encoding="binary",
-        delivery_mode=2,
         correlation_id=found.correlation_id,
         reply_to=found.reply_to,
-        mandatory=True,
-        retry=True,
     )
 
 
 def replay_dead(settings: WorkerSettings, limit: int, request_id: str | None = None) -> tuple[int, int]:
-    """Move replayable messages back to the request queue; returns (replayed, left in place)."""
+    """Move replayable messages back to the request queue; returns (replayed, left in place).
+
+    A message is acknowledged only once the request queue took its copy (confirmed, mandatory): with
+    no request queue, `NotRouted` is raised and the messages not yet replayed stay where they were.
+    """
     replayed = kept = 0
     with _taken(settings, limit) as (connection, messages):
+        publisher = ConfirmedPublisher(connection)
         for message in messages:
             found = replayable(message)
             if found is None or (request_id is not None and found.request.get("id") != request_id):
                 kept += 1
                 continue
-            _republish(connection, settings, found)
+            _republish(publisher, settings, found)
             message.ack()
             replayed += 1
     return replayed, kept
