@@ -14,6 +14,7 @@ producer cannot pose as another producer or reset a request's retry budget.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -27,6 +28,16 @@ def _number(headers: Mapping[str, Any], name: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default
     return max(float(value), 0.0)
+
+
+#: W3C trace context ``traceparent``: version, trace id, parent id, flags (later versions may append).
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[0-9a-zA-Z._-]{0,64})?")
+
+
+def _traceparent(value: Any) -> str | None:
+    """A well-formed ``traceparent`` header, else None (the W3C rule: ignore what does not parse)."""
+    text = _text(value, 128)
+    return text if text is not None and _TRACEPARENT.fullmatch(text) else None
 
 
 def _text(value: Any, limit: int = 255) -> str | None:
@@ -67,7 +78,7 @@ class Envelope:
             correlation_id=_text(getattr(properties, "correlation_id", None)),
             producer=user_id,
             first_received_at=received,
-            traceparent=_text(headers.get(constants.TRACEPARENT_HEADER), 128),
+            traceparent=_traceparent(headers.get(constants.TRACEPARENT_HEADER)),
         )
         if workers_user is None or user_id != workers_user or constants.FIRST_RECEIVED_HEADER not in headers:
             return envelope

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.support.amqp import AmqpTestClient
+from tests.support.delivery import log_events
 from tests.support.processes import WorkerFleet
 
 pytestmark = pytest.mark.integration
@@ -99,3 +102,22 @@ def test_given_a_cold_connection_then_concurrent_requests_share_one_token_reques
     # Then: all succeed on one token
     assert [r["status"] for _, r in results] == ["succeeded"] * 50
     assert emulator.counters()["token_requests"] == 1
+
+
+def test_given_a_traceparent_then_it_reaches_the_logs_and_the_result_headers(
+    fleet: WorkerFleet, amqp: AmqpTestClient, emulator: Any, queue_names: dict[str, str]
+) -> None:
+    document = emulator.seed_documents(1)[0]
+    fleet.start(1)
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    request = {
+        "id": "traced",
+        "connection": "main",
+        "operation": "documentsGetById",
+        "params": {"id": document["id"]},
+    }
+    amqp.publish(queue_names["HYPATOS_REQUEST_QUEUE"], request, headers={"traceparent": trace})
+    [(properties, result)] = amqp.collect(queue_names["HYPATOS_RESULT_QUEUE"], 1, timeout_s=30)
+    assert result["status"] == "succeeded" and properties.headers["traceparent"] == trace
+    done = [e for e in log_events(fleet.logs(), "request_done") if e.get("request_id") == "traced"]
+    assert [e["traceparent"] for e in done] == [trace]
