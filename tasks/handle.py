@@ -18,6 +18,8 @@ cost another its result.
 from __future__ import annotations
 
 import functools
+import time
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +38,7 @@ from worker.publisher import Publisher, Unroutable
 from worker.queues import internal_queue_names
 from worker.runtime import Services
 from worker.settings import WorkerSettings
+from worker.task_events import TASK_NAME
 
 log = structlog.get_logger(__name__)
 
@@ -70,11 +73,42 @@ async def handle_request(delivery: Delivery, publisher: Publisher, services: Ser
         operation=echo(decoded.document.get("operation")),
         traceparent=envelope.traceparent,
     ):
-        return await _answer(delivery, decoded, envelope, publisher, services)
+        if publisher.events is None or not publisher.events.on:
+            return await _answer(delivery, decoded, envelope, publisher, services)
+        return await _answer_reported(delivery, decoded, envelope, publisher, services)
+
+
+async def _answer_reported(
+    delivery: Delivery, decoded: Decoded, envelope: Envelope, publisher: Publisher, services: Services
+) -> Settle:
+    """`_answer`, reported to monitors as a Celery task (`worker.task_events`)."""
+    events = publisher.events
+    assert events is not None
+    task_id, started = uuid.uuid4().hex, time.monotonic()
+    summary = {"id": decoded.id, "connection": echo(decoded.document.get("connection")),
+               "operation": echo(decoded.document.get("operation"))}  # fmt: skip
+    await events.send("task-received", uuid=task_id, name=TASK_NAME, args="()", kwargs=repr(summary),
+                      retries=envelope.deferrals, root_id=task_id, parent_id=None)  # fmt: skip
+    await events.send("task-started", uuid=task_id)
+    outcome: dict[str, Any] = {}
+    settle = await _answer(delivery, decoded, envelope, publisher, services, outcome)
+    runtime = time.monotonic() - started
+    if outcome.get("status") == "failed":
+        await events.send("task-failed", uuid=task_id, exception=outcome.get("error", ""), traceback="")
+    elif outcome:
+        await events.send("task-succeeded", uuid=task_id, result=repr(outcome), runtime=runtime)
+    else:  # sent back to wait on the broker, or to the queue
+        await events.send("task-retried", uuid=task_id, exception=settle.value, traceback="")
+    return settle
 
 
 async def _answer(
-    delivery: Delivery, decoded: Decoded, envelope: Envelope, publisher: Publisher, services: Services
+    delivery: Delivery,
+    decoded: Decoded,
+    envelope: Envelope,
+    publisher: Publisher,
+    services: Services,
+    outcome: dict[str, Any] | None = None,
 ) -> Settle:
     try:
         processed = await process(decoded, envelope, services)
@@ -101,6 +135,8 @@ async def _answer(
         log.warning("request_requeued", reason=f"could not publish the result: {type(exc).__name__}")
         return Settle.REQUEUE
     record_metrics(processed, envelope)
+    if outcome is not None:  # what a monitor is told (task events)
+        outcome.update(status=result.status, error=result.error.code if result.error else "")
     log.info(
         "request_done",
         status=result.status,

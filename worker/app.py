@@ -27,6 +27,7 @@ from worker.metrics import serve_metrics
 from worker.queues import task_queue
 from worker.runtime import Runtime, Services
 from worker.settings import WorkerSettings
+from worker.task_events import TaskEvents
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,10 @@ class RequestConsumerStep(bootsteps.StartStopStep):
         """Open the runtime (connections, session, stores) and start consuming."""
         runtime = Runtime(self.app.settings)
         self.app.runtime = runtime
-        runtime.start_consuming(_request_handler)
+        events = TaskEvents(
+            functools.partial(_task_events_wanted, parent), parent.hostname, self.app.clock.forward
+        )
+        runtime.start_consuming(_request_handler, events)
         serve_metrics(self.app.settings.metrics_port)
 
     def stop(self, parent: Any) -> None:
@@ -75,6 +79,14 @@ class RequestConsumerStep(bootsteps.StartStopStep):
             _exit_now(self.app.settings.shutdown_timeout_s)
         runtime.close()
         self.app.runtime = None
+
+
+def _task_events_wanted(worker: Any) -> bool:
+    """Whether Celery's event dispatcher sends task events now (``-E``, or a monitor's enable_events)."""
+    dispatcher = getattr(getattr(worker, "consumer", None), "event_dispatcher", None)
+    if dispatcher is None or not dispatcher.enabled:
+        return False
+    return not dispatcher.groups or "task" in dispatcher.groups
 
 
 def create_app(settings: WorkerSettings | None = None) -> HypatosCelery:
@@ -98,7 +110,7 @@ def create_app(settings: WorkerSettings | None = None) -> HypatosCelery:
         worker_concurrency=2,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        worker_send_task_events=settings.task_events,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"confirm_publish": True},
         broker_heartbeat=30,

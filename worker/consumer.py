@@ -37,6 +37,7 @@ from worker.envelope import Envelope
 from worker.publisher import Publisher
 from worker.queues import request_queue
 from worker.settings import WorkerSettings
+from worker.task_events import TaskEvents
 
 log = structlog.get_logger(__name__)
 
@@ -140,10 +141,18 @@ class Acknowledger:
 class RequestConsumer:
     """Consumes the request queue until stopped; see the module docstring."""
 
-    def __init__(self, settings: WorkerSettings, handler: RequestHandler, *, workers_user: str) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        handler: RequestHandler,
+        *,
+        workers_user: str,
+        events: TaskEvents | None = None,
+    ) -> None:
         self._settings = settings
         self._handler = handler
         self._workers_user = workers_user
+        self._events = events
         self._stopping = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._connection: aiormq.abc.AbstractConnection | None = None
@@ -188,7 +197,9 @@ class RequestConsumer:
             queue.name, durable=True, arguments=queue_declare_arguments(queue)
         )
         await consume_channel.basic_qos(prefetch_count=self._settings.concurrency)
-        publisher = Publisher(publish_channel, self._settings, self._workers_user)
+        if self._events is not None:
+            await self._events.attach(connection)
+        publisher = Publisher(publish_channel, self._settings, self._workers_user, self._events)
         self._channel = consume_channel
 
         acks = Acknowledger(consume_channel)

@@ -22,6 +22,7 @@ from pamqp.commands import Basic
 from worker import constants, metrics
 from worker.envelope import Envelope
 from worker.settings import WorkerSettings
+from worker.task_events import TaskEvents
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +30,7 @@ log = structlog.get_logger(__name__)
 DELAY_EXCHANGE = "celery_delayed_27"
 #: Longest delay the chain can express, in seconds.
 MAX_DELAY_S = 2**28 - 1
+
 
 class Unroutable(Exception):
     """Raised when RabbitMQ returned a mandatory publish: no queue matched its routing key."""
@@ -38,11 +40,17 @@ class Publisher:
     """Confirmed, mandatory publishes on one channel of the worker's broker connection."""
 
     def __init__(
-        self, channel: aiormq.abc.AbstractChannel, settings: WorkerSettings, workers_user: str
+        self,
+        channel: aiormq.abc.AbstractChannel,
+        settings: WorkerSettings,
+        workers_user: str,
+        events: TaskEvents | None = None,
     ) -> None:
         self._channel = channel
         self._settings = settings
         self._workers_user = workers_user
+        #: Celery task events for monitors (Flower), when the worker sends them.
+        self.events = events
 
     async def publish(
         self,

@@ -29,6 +29,7 @@ from worker.leases import LeaseKeeper
 from worker.result_store import FallibleStoreGuard, MemoryResultStore, RedisResultStore, ResultStore
 from worker.retry import RetryPolicy
 from worker.settings import WorkerSettings
+from worker.task_events import TaskEvents
 from worker.token_cache import SharedTokenCache
 from worker.tokens import TokenProvider
 from worker.transport import Transport
@@ -145,12 +146,13 @@ class Runtime:
         """Run `coroutine` on the loop and wait for it from the calling thread."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
 
-    def start_consuming(self, handler_factory: HandlerFactory) -> None:
-        """Start taking requests from the broker on the loop."""
+    def start_consuming(self, handler_factory: HandlerFactory, events: TaskEvents | None = None) -> None:
+        """Start taking requests from the broker on the loop (reporting them as task events if given)."""
         self.consumer = RequestConsumer(
             self.settings,
             handler_factory(self.services),
             workers_user=broker_user(self.settings.broker_url),
+            events=events,
         )
         self._consuming = asyncio.run_coroutine_threadsafe(self.consumer.run(), self._loop)
 

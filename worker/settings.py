@@ -66,6 +66,7 @@ class WorkerSettings(BaseSettings):
     inline_wait_max_s: float = Field(default=5.0, ge=0)
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
 
+    task_events: bool = False
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     log_level: str = "INFO"
