@@ -8,6 +8,8 @@ The file is named by ``HYPATOS_CONNECTIONS_FILE`` and holds one table per connec
     client_secret_env = "ACME_HYPATOS_SECRET"              # or client_secret / client_secret_file
     scope = "documents.read documents.write"              # optional, space-delimited
     access_token_url = "https://api.cloud.hypatos.ai/v2/auth/token"   # optional, endpoint + /auth/token
+    rate_limit_per_s = 10                                  # optional; else learned from x-ratelimit-limit
+    rate_limit_burst = 1                                   # optional, with rate_limit_per_s
 
 `ConnectionRegistry` re-reads the file (and any secret file) when it changes, so a rotated secret or a
 new account takes effect without a restart, while requests already running keep the `Connection`
@@ -50,6 +52,11 @@ class Connection(BaseModel):
     client_secret: SecretStr
     scope: str | None = None
     access_token_url: str = ""
+    #: Calls per second the whole fleet makes on this connection (see `worker.quota`); None: the rate
+    #: the API advertises.
+    rate_limit_per_s: float | None = Field(default=None, gt=0)
+    #: Calls that may go at once after a quiet spell, with `rate_limit_per_s` (default 1).
+    rate_limit_burst: int | None = Field(default=None, ge=1)
 
     @field_validator("endpoint_url", "access_token_url")
     @classmethod
@@ -75,6 +82,12 @@ class Connection(BaseModel):
     def _default_token_url(self) -> Connection:
         if not self.access_token_url:
             object.__setattr__(self, "access_token_url", f"{self.endpoint_url}/auth/token")
+        return self
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> Connection:
+        if self.rate_limit_burst is not None and self.rate_limit_per_s is None:
+            raise ValueError("rate_limit_burst needs rate_limit_per_s (a learned rate has no burst)")
         return self
 
     @property
