@@ -21,6 +21,7 @@ import structlog
 from worker.client import HypatosClient
 from worker.connections import ConnectionRegistry
 from worker.errors import ConfigError
+from worker.quota import open_quota
 from worker.result_store import FallibleStoreGuard, MemoryResultStore, RedisResultStore, ResultStore
 from worker.retry import RetryPolicy
 from worker.settings import WorkerSettings
@@ -101,7 +102,7 @@ async def open_services(settings: WorkerSettings, connections: ConnectionRegistr
         ),
     )
     policy = RetryPolicy(attempts=settings.call_attempts, budget_s=settings.call_budget_s, **backoff)
-    client = HypatosClient(transport, tokens, policy=policy)
+    client = HypatosClient(transport, tokens, policy=policy, quota=open_quota(settings))
     results = open_result_store(settings)
     return Services(settings, connections, tokens, client, session, transport, results, policy)
 
