@@ -58,9 +58,10 @@ UNLIMITED_TTL_S = 60.0
 POLL_S = 0.05
 #: Hold after a 429 that says nothing about when to come back.
 DEFAULT_HOLD_S = 1.0
-#: A call that wakes up later than half an interval (at most this) after its slot takes a later one:
-#: calls from a process that stalled must not reach the API together.
-MAX_LATE_S = 0.1
+#: A call that wakes up later than one interval (within these bounds) after its slot takes a later
+#: one: calls from a process that stalled must not reach the API together.  Later by less, it can
+#: only take the next call's place, which the learned rate's margin of one call per window absorbs.
+MIN_LATE_S, MAX_LATE_S = 0.02, 0.25
 #: Slots one call may let pass that way before it goes anyway.
 MAX_MISSED = 3
 
@@ -176,7 +177,7 @@ class FleetQuota:
             decision = await self._decide(key, self._ask(connection, may_wait))
             if decision.verdict is Verdict.GO:
                 late_s = await self._wait(name, decision.wait_s)
-                if late_s > min(decision.interval_s / 2, MAX_LATE_S) and missed < MAX_MISSED:
+                if late_s > min(max(decision.interval_s, MIN_LATE_S), MAX_LATE_S) and missed < MAX_MISSED:
                     missed += 1  # this process stalled past its slot: take a later one, do not bunch
                     metrics.QUOTA_SLOTS_MISSED.labels(name).inc()
                     continue

@@ -89,10 +89,19 @@ def _rate_to_quota(calls: list[dict[str, Any]], quota: float) -> float:
     return round((len(succeeded) - 1) / span_s / quota, 3) if span_s > 0 else 0.0
 
 
+def _per_second(calls: list[dict[str, Any]], start: float) -> list[int]:
+    seconds = [int(entry["time"] - start) for entry in calls]
+    return [seconds.count(second) for second in range(max(seconds) + 1)] if seconds else []
+
+
 def _report(log: list[dict[str, Any]], args: dict[str, Any], deferrals: int, requests: int) -> dict[str, Any]:
     calls = {name: [e for e in log if e["client_id"] == client and e["operation"] != TOKEN_OPERATION]
              for name, client in CLIENTS.items()}  # fmt: skip
     every_call = calls["limited"] + calls["other"]
+    detail = {}
+    if args["detail"]:
+        start = min(entry["time"] for entry in log)
+        detail = {f"{name}_calls_per_s": _per_second(calls[name], start) for name in CLIENTS}
     return {
         "workers": args["workers"],
         "quota": args["quota"],
@@ -103,6 +112,7 @@ def _report(log: list[dict[str, Any]], args: dict[str, Any], deferrals: int, req
         "other_rate_to_quota": _rate_to_quota(calls["other"], args["other_quota"]),
         "share_429": round(sum(e["status"] == 429 for e in every_call) / len(every_call), 4),
         "deferrals_per_request": round(deferrals / requests, 2),
+        **detail,
     }
 
 
@@ -118,10 +128,12 @@ def _deferrals(log_dir: Path) -> int:
 @click.option("--concurrency", default=32, show_default=True, help="In flight per worker.")
 @click.option("--broker-url", default="amqp://guest:guest@127.0.0.1:5672//", show_default=True)
 @click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
+@click.option("--detail", is_flag=True, help="Also print each connection's calls per second.")
 def main(quota: int, other_quota: int, seconds: int, workers: int, concurrency: int, broker_url: str,
-         redis_url: str) -> None:  # fmt: skip
+         redis_url: str, detail: bool) -> None:  # fmt: skip
     """Run the fleet against two quotas at once and print what each connection achieved."""
-    args = {"quota": quota, "other_quota": other_quota, "workers": workers, "broker_url": broker_url}
+    args = {"quota": quota, "other_quota": other_quota, "workers": workers, "broker_url": broker_url,
+            "detail": detail}  # fmt: skip
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     with EmulatorServer(log_size=1_000_000) as emulator, tempfile.TemporaryDirectory() as tmp:
         for client, limit in zip(CLIENTS.values(), (quota, other_quota), strict=True):

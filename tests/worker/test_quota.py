@@ -283,7 +283,7 @@ def test_given_a_backlog_then_deferrals_come_back_spread_at_the_quota_rate() -> 
     assert delays == pytest.approx([0.1 * n for n in range(1, 21)])
 
 
-def test_given_a_process_that_wakes_up_late_then_it_lets_its_slot_pass_rather_than_send_in_a_bunch() -> None:
+def test_given_a_process_that_wakes_up_late_then_it_lets_its_slot_pass_rather_than_send_a_bunch() -> None:
     clock = FakeClock()
     stalls = [0.3]  # the first sleep overruns by 300 ms, as on an overloaded host
 
