@@ -101,7 +101,7 @@ class Schedule(Protocol):
 
 
 # KEYS[1]: the connection's hash.  ARGV: rate, burst, inline_ms, horizon_ms, probe_ms.
-# Returns {verdict, wait, interval}, in whole milliseconds.
+# Returns {verdict, wait, interval}, in whole microseconds (rounded up).
 DECIDE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -116,6 +116,7 @@ if rate <= 0 then
   burst = 1
   if (tonumber(s[4]) or 0) > now then rate = tonumber(s[3]) else rate = -1 end
 end
+local function us(ms) return math.ceil(ms * 1000) end
 if rate == 0 then return {0, 0, 0} end
 if rate < 0 then
   local probe = tonumber(s[5]) or 0
@@ -123,21 +124,21 @@ if rate < 0 then
     put('probe', now + probe_ms)
     return {0, 0, 0}
   end
-  return {3, math.ceil(probe - now), 0}
+  return {3, us(probe - now), 0}
 end
 local interval = 1000 / rate
 local tolerance = (burst - 1) * interval
 local tat = math.max(tonumber(s[1]) or 0, now)
 local wait = tat - tolerance - now
-local step = math.ceil(interval)
+local step = us(interval)
 if wait <= inline_ms then
   put('tat', tat + interval)
-  return {0, math.max(0, math.ceil(wait)), step}
+  return {0, us(math.max(0, wait)), step}
 end
 local slot = math.max(tonumber(s[2]) or 0, tat - tolerance)
-if slot - now > horizon_ms then return {2, math.ceil(horizon_ms), step} end
+if slot - now > horizon_ms then return {2, us(horizon_ms), step} end
 put('dtat', slot + interval)
-return {1, math.ceil(slot - now), step}
+return {1, us(slot - now), step}
 """.replace("__TTL__", str(STATE_TTL_MS))
 
 # KEYS[1]: the connection's hash.  ARGV: rate (negative: nothing learned), ttl_ms, hold_ms.
@@ -184,8 +185,8 @@ class RedisSchedule:
         return cls(client, prefix=prefix)
 
     async def decide(self, key: str, ask: Ask) -> Decision:
-        verdict, wait_ms, interval_ms = await self._decide(keys=[self._prefix + key], args=ask.args())
-        return Decision(Verdict(int(verdict)), int(wait_ms) / 1000, int(interval_ms) / 1000)
+        verdict, wait_us, interval_us = await self._decide(keys=[self._prefix + key], args=ask.args())
+        return Decision(Verdict(int(verdict)), int(wait_us) / 1e6, int(interval_us) / 1e6)
 
     async def learn(self, key: str, rate: float | None, ttl_ms: float, hold_ms: float) -> None:
         args = [repr(-1.0 if rate is None else float(rate)), repr(float(ttl_ms)), repr(float(hold_ms))]
@@ -260,5 +261,5 @@ class MemorySchedule:
 
 
 def _decision(verdict: Verdict, wait_ms: float, interval_ms: float = 0.0) -> Decision:
-    """Whole milliseconds, rounded up, as the script answers."""
-    return Decision(verdict, math.ceil(wait_ms) / 1000, math.ceil(interval_ms) / 1000)
+    """Whole microseconds, rounded up, as the script answers."""
+    return Decision(verdict, math.ceil(wait_ms * 1000) / 1e6, math.ceil(interval_ms * 1000) / 1e6)
