@@ -8,8 +8,9 @@ process's memory):
 - the rate is the connection's ``rate_limit_per_s`` (with ``rate_limit_burst``); without one, the
   rate the API advertises in ``x-ratelimit-limit`` (``10, 10;w=1`` is 10 calls per 1 s window),
   less a margin for calls delayed in transit (`usable_rate`), learned from responses
-  (`FleetQuota.observe`) and shared through Redis.  Until a rate is known, one call at a time goes
-  out to learn it; a 2xx answer without the header means no limit (asked again after a minute);
+  (`FleetQuota.observe`) and shared through Redis (``HYPATOS_QUOTA_LEARN=0`` turns learning off).
+  Until a rate is known, a few calls go out to learn it while the others wait for their answer; a
+  2xx answer without the header means no limit (asked again after a minute);
 - a 429 holds every call of the connection until its ``x-ratelimit-reset``, fleet-wide;
 - a slot due within ``HYPATOS_INLINE_WAIT_MAX_S`` is waited for here, by at most `max_waiting`
   requests of a connection per process at a time (requests already in progress, e.g. paging, wait
@@ -125,8 +126,11 @@ class QuotaPolicy:
     max_waiting: int = 8
     #: The longest deferral that takes a return slot (the broker's longest delay).
     horizon_s: float = 300.0
-    #: How long one call may hold the right to learn an unknown rate.
+    #: While no rate is known: how many calls go out to learn it, per how long.
+    probe_calls: int = 4
     probe_s: float = 2.0
+    #: Learn the rate of connections that configure none; off, only a 429 holds them back.
+    learn: bool = True
     #: Share of the advertised rate used, to absorb network and scheduling jitter.
     learned_share: float = 0.95
 
@@ -165,6 +169,7 @@ class FleetQuota:
         self._clock = clock
         self._waiting: dict[str, int] = {}
         self._learned: dict[str, tuple[float, float]] = {}
+        self._rate_known: dict[str, asyncio.Event] = {}
         self._degraded = False
 
     async def acquire(self, connection: Connection, *, in_progress: bool = False) -> None:
@@ -185,32 +190,37 @@ class FleetQuota:
                 return
             polled_s = self._clock() - started
             if decision.verdict is Verdict.POLL and may_wait and polled_s < self._policy.inline_wait_max_s:
-                await self._wait(name, min(decision.wait_s, POLL_S * random.uniform(0.5, 1.5)))
+                await self._wait_for_rate(name, min(decision.wait_s, POLL_S * random.uniform(0.5, 1.5)))
                 continue
             raise self._deferral(connection, decision)
 
     async def observe(self, connection: Connection, status: int, headers: Mapping[str, str]) -> None:
         """Share what the response says: the advertised rate when it changed, a hold after a 429."""
-        rate = usable_rate(advertised_quotas(headers), self._policy.learned_share)
-        if rate is None and 200 <= status < 300:
-            rate = 0.0
+        name = connection.name
+        rate = None
+        if self._policy.learn:
+            rate = usable_rate(advertised_quotas(headers), self._policy.learned_share)
+            if rate is None and 200 <= status < 300:
+                rate = 0.0
         hold_s = 0.0
         if status == 429:
             hinted = retry_after_s(status, headers)
             hold_s = DEFAULT_HOLD_S if hinted is None else hinted
-        if rate is not None and self._known(connection.name, rate):
+        told = rate is not None
+        if rate is not None and self._known(name, rate):
             rate = None
-        if rate is None and hold_s <= 0:
-            return
-        ttl_s = UNLIMITED_TTL_S if rate == 0 else LEARNED_TTL_S
-        await self._learn(quota_key(connection.name), rate, ttl_s * 1000, hold_s * 1000)
+        if rate is not None or hold_s > 0:
+            ttl_s = UNLIMITED_TTL_S if rate == 0 else LEARNED_TTL_S
+            await self._learn(quota_key(name), rate, ttl_s * 1000, hold_s * 1000)
         if rate is not None:
-            previous = self._learned.get(connection.name)
-            self._learned[connection.name] = (rate, self._clock())
+            previous = self._learned.get(name)
+            self._learned[name] = (rate, self._clock())
             if previous is None or previous[0] != rate:
-                log.info("quota_rate_learned", connection=connection.name, rate_per_s=round(rate, 3))
+                log.info("quota_rate_learned", connection=name, rate_per_s=round(rate, 3))
         if hold_s > 0:
-            log.warning("quota_held", connection=connection.name, hold_s=round(hold_s, 3))
+            log.warning("quota_held", connection=name, hold_s=round(hold_s, 3))
+        if told and name in self._rate_known:
+            self._rate_known.pop(name).set()  # requests waiting for the rate here ask again, in order
 
     async def close(self) -> None:
         """Release the shared schedule's connections."""
@@ -227,6 +237,8 @@ class FleetQuota:
             inline_ms=policy.inline_wait_max_s * 1000 if may_wait else 0.0,
             horizon_ms=policy.horizon_s * 1000,
             probe_ms=policy.probe_s * 1000,
+            probe_calls=policy.probe_calls,
+            learn=policy.learn,
         )
 
     def _known(self, name: str, rate: float) -> bool:
@@ -249,6 +261,18 @@ class FleetQuota:
         finally:
             self._waiting[name] -= 1
         return max(self._clock() - started - wait_s, 0.0)
+
+    async def _wait_for_rate(self, name: str, timeout_s: float) -> None:
+        """Wait until this process learns the connection's rate, or `timeout_s` (another may learn it)."""
+        learned = asyncio.ensure_future(self._rate_known.setdefault(name, asyncio.Event()).wait())
+        timer = asyncio.ensure_future(self._sleep(timeout_s))
+        self._waiting[name] = self._waiting.get(name, 0) + 1
+        try:
+            await asyncio.wait({learned, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._waiting[name] -= 1
+            learned.cancel()
+            timer.cancel()
 
     def _deferral(self, connection: Connection, decision: Decision) -> QuotaWait:
         if decision.verdict is Verdict.DEFER:
@@ -305,6 +329,7 @@ def open_quota(settings: WorkerSettings) -> FleetQuota:
         inline_wait_max_s=settings.inline_wait_max_s,
         max_waiting=max(1, settings.concurrency // 4),
         horizon_s=settings.retry_max_delay_s,
+        learn=settings.quota_learn,
     )
     shared = None
     if settings.redis_url:

@@ -15,9 +15,9 @@ memory):
 ``lrate``, ``lexp``
     The rate learned from the API's ``x-ratelimit-limit`` header (``0``: the API advertised no limit)
     and when that knowledge expires.  Used only when the connection configures no rate of its own.
-``probe``
-    While no rate is known, one call at a time goes out to learn it; this is when that probe's
-    turn lapses (should its call never answer).
+``probe``, ``probes``
+    While no rate is known, a few calls go out to learn it (``probes`` so far); ``probe`` is when
+    their turn lapses, should none of them answer, and the next few may go.
 
 `decide` answers what one caller may do (`Verdict`); `learn` records a learned rate and pushes
 ``tat`` out after a 429.  `RedisSchedule` runs the Lua scripts below; `MemorySchedule` is the same
@@ -73,17 +73,25 @@ class Decision:
 
 @dataclass(frozen=True)
 class Ask:
-    """One caller's question: its connection's configured rate (0: use the learned one) and its limits."""
+    """One caller's question: its connection's configured rate and burst, and the caller's limits.
+
+    A `rate` of 0 means none is configured: the learned one applies, or with `learn` off, none (only
+    a hold after a 429 does).  While no rate is learned, up to `probe_calls` calls per `probe_ms` go
+    out to learn it.
+    """
 
     rate: float
     burst: int
     inline_ms: float
     horizon_ms: float
     probe_ms: float
+    probe_calls: int = 4
+    learn: bool = True
 
     def args(self) -> list[str]:
         """The script's ARGV."""
-        values = (self.rate, self.burst, self.inline_ms, self.horizon_ms, self.probe_ms)
+        values = (self.rate, self.burst, self.inline_ms, self.horizon_ms, self.probe_ms, self.probe_calls,
+                  1 if self.learn else 0)  # fmt: skip
         return [repr(float(value)) for value in values]
 
 
@@ -100,35 +108,44 @@ class Schedule(Protocol):
         """Release connections."""
 
 
-# KEYS[1]: the connection's hash.  ARGV: rate, burst, inline_ms, horizon_ms, probe_ms.
-# Returns {verdict, wait, interval}, in whole microseconds (rounded up).
+# KEYS[1]: the connection's hash.  ARGV: rate, burst, inline_ms, horizon_ms, probe_ms, probe_calls,
+# learn.  Returns {verdict, wait, interval}, in whole microseconds (rounded up).
 DECIDE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
 local inline_ms, horizon_ms, probe_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local s = redis.call('HMGET', KEYS[1], 'tat', 'dtat', 'lrate', 'lexp', 'probe')
+local probe_calls, learn = tonumber(ARGV[6]), tonumber(ARGV[7])
+local s = redis.call('HMGET', KEYS[1], 'tat', 'dtat', 'lrate', 'lexp', 'probe', 'probes')
+local function us(ms) return math.ceil(ms * 1000) end
 local function put(field, value)
   redis.call('HSET', KEYS[1], field, string.format('%.3f', value))
   redis.call('PEXPIRE', KEYS[1], __TTL__)
 end
+local tat = math.max(tonumber(s[1]) or 0, now)
 if rate <= 0 then
   burst = 1
-  if (tonumber(s[4]) or 0) > now then rate = tonumber(s[3]) else rate = -1 end
+  if learn == 0 then rate = 0
+  elseif (tonumber(s[4]) or 0) > now then rate = tonumber(s[3])
+  else rate = -1 end
 end
-local function us(ms) return math.ceil(ms * 1000) end
-if rate == 0 then return {0, 0, 0} end
+if rate == 0 then
+  local wait = tat - now
+  if wait <= inline_ms then return {0, us(wait), 0} end
+  return {1, us(wait), 0}
+end
 if rate < 0 then
-  local probe = tonumber(s[5]) or 0
-  if probe <= now then
-    put('probe', now + probe_ms)
+  local probe, probes = tonumber(s[5]) or 0, tonumber(s[6]) or 0
+  if probe <= now then probe, probes = now + probe_ms, 0 end
+  if probes < probe_calls then
+    put('probe', probe)
+    put('probes', probes + 1)
     return {0, 0, 0}
   end
   return {3, us(probe - now), 0}
 end
 local interval = 1000 / rate
 local tolerance = (burst - 1) * interval
-local tat = math.max(tonumber(s[1]) or 0, now)
 local wait = tat - tolerance - now
 local step = us(interval)
 if wait <= inline_ms then
@@ -149,7 +166,7 @@ local rate, ttl_ms, hold_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARG
 if rate >= 0 then
   redis.call('HSET', KEYS[1], 'lrate', string.format('%.6f', rate),
              'lexp', string.format('%.3f', now + ttl_ms))
-  redis.call('HDEL', KEYS[1], 'probe')
+  redis.call('HDEL', KEYS[1], 'probe', 'probes')
 end
 if hold_ms > 0 then
   local tat = tonumber(redis.call('HGET', KEYS[1], 'tat')) or 0
@@ -204,6 +221,7 @@ class _State:
     lrate: float = 0.0
     lexp: float = 0.0
     probe: float = 0.0
+    probes: int = 0
 
 
 def _monotonic_ms() -> float:
@@ -224,20 +242,17 @@ class MemorySchedule:
         """`decide` without the coroutine (it never waits)."""
         now = self._clock()
         s = self._states.setdefault(key, _State())
+        tat = max(s.tat, now)
         rate, burst = ask.rate, ask.burst
         if rate <= 0:
             burst = 1
-            rate = s.lrate if s.lexp > now else -1.0
+            rate = 0.0 if not ask.learn else s.lrate if s.lexp > now else -1.0
         if rate == 0:
-            return Decision(Verdict.GO)
+            return _decision(Verdict.GO if tat - now <= ask.inline_ms else Verdict.DEFER, tat - now)
         if rate < 0:
-            if s.probe <= now:
-                s.probe = now + ask.probe_ms
-                return Decision(Verdict.GO)
-            return _decision(Verdict.POLL, s.probe - now)
+            return self._probe(s, now, ask)
         interval = 1000 / rate
         tolerance = (burst - 1) * interval
-        tat = max(s.tat, now)
         wait = tat - tolerance - now
         if wait <= ask.inline_ms:
             s.tat = tat + interval
@@ -248,11 +263,20 @@ class MemorySchedule:
         s.dtat = slot + interval
         return _decision(Verdict.DEFER, slot - now, interval)
 
+    @staticmethod
+    def _probe(s: _State, now: float, ask: Ask) -> Decision:
+        if s.probe <= now:
+            s.probe, s.probes = now + ask.probe_ms, 0
+        if s.probes < ask.probe_calls:
+            s.probes += 1
+            return Decision(Verdict.GO)
+        return _decision(Verdict.POLL, s.probe - now)
+
     async def learn(self, key: str, rate: float | None, ttl_ms: float, hold_ms: float) -> None:
         now = self._clock()
         s = self._states.setdefault(key, _State())
         if rate is not None and rate >= 0:
-            s.lrate, s.lexp, s.probe = rate, now + ttl_ms, 0.0
+            s.lrate, s.lexp, s.probe, s.probes = rate, now + ttl_ms, 0.0, 0
         if hold_ms > 0:
             s.tat = max(s.tat, now + hold_ms)
 

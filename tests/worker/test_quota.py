@@ -59,8 +59,12 @@ def _connection(name: str = "acme", **fields: Any) -> Connection:
     return Connection(name=name, client_id="id", client_secret=SecretStr("s3cret-value"), **fields)
 
 
-def _ask(rate: float = 1.0, burst: int = 1, inline_s: float = 0.0, horizon_s: float = 300.0) -> Ask:
-    return Ask(rate=rate, burst=burst, inline_ms=inline_s * 1000, horizon_ms=horizon_s * 1000, probe_ms=2000)
+def _ask(
+    rate: float = 1.0, burst: int = 1, inline_s: float = 0.0, horizon_s: float = 300.0, **options: Any
+) -> Ask:
+    options.setdefault("probe_calls", 1)
+    return Ask(rate=rate, burst=burst, inline_ms=inline_s * 1000, horizon_ms=horizon_s * 1000, probe_ms=2000,
+               **options)  # fmt: skip
 
 
 # -- headers ------------------------------------------------------------------------------------------
@@ -198,18 +202,31 @@ def test_given_connections_then_each_has_its_own_schedule(schedule: Any) -> None
     assert _run(store, steps) == _approx([(Verdict.GO, 0), (Verdict.GO, 0), (Verdict.DEFER, 1.0)])
 
 
-def test_given_no_rate_known_then_one_call_probes_and_the_learned_rate_applies_after(schedule: Any) -> None:
+def test_given_no_rate_known_then_a_few_calls_probe_and_the_learned_rate_applies_after(schedule: Any) -> None:
     store, _ = schedule
-    unknown = _ask(rate=0)
+    unknown = _ask(rate=0, probe_calls=2)
 
     async def steps(s: Any) -> list[tuple[Verdict, float]]:
-        probe, waiting = await s.decide("k", unknown), await s.decide("k", unknown)
+        probes = [await s.decide("k", unknown) for _ in range(3)]
         await s.learn("k", 2.0, ttl_ms=60_000, hold_ms=0)
-        return _answers(probe, waiting, await s.decide("k", unknown), await s.decide("k", unknown))
+        return _answers(*probes, await s.decide("k", unknown), await s.decide("k", unknown))
 
     assert _run(store, steps) == _approx(
-        [(Verdict.GO, 0), (Verdict.POLL, 2.0), (Verdict.GO, 0), (Verdict.DEFER, 0.5)]
+        [(Verdict.GO, 0), (Verdict.GO, 0), (Verdict.POLL, 2.0), (Verdict.GO, 0), (Verdict.DEFER, 0.5)]
     )
+
+
+def test_given_learning_off_then_calls_without_a_rate_go_unless_a_429_holds_them(schedule: Any) -> None:
+    store, _ = schedule
+    free = _ask(rate=0, learn=False)
+
+    async def steps(s: Any) -> list[tuple[Verdict, float]]:
+        before = [await s.decide("k", free) for _ in range(3)]
+        await s.learn("k", None, ttl_ms=0, hold_ms=2000)
+        held = [await s.decide("k", free), await s.decide("k", _ask(rate=0, learn=False, inline_s=5))]
+        return _answers(*before, *held)
+
+    assert _run(store, steps) == _approx([(Verdict.GO, 0)] * 3 + [(Verdict.DEFER, 2.0), (Verdict.GO, 2.0)])
 
 
 def test_given_the_api_advertises_no_limit_then_calls_go_until_that_knowledge_expires(schedule: Any) -> None:
@@ -332,7 +349,7 @@ def test_given_enough_requests_waiting_in_a_process_then_more_are_deferred_unles
 
 def test_given_no_rate_known_then_callers_wait_for_the_probe_and_use_the_learned_rate() -> None:
     clock = FakeClock()
-    quota = _front(clock, inline_wait_max_s=2.0)
+    quota = _front(clock, inline_wait_max_s=2.0, probe_calls=1)
     connection = _connection()
 
     async def run() -> None:
@@ -350,7 +367,7 @@ def test_given_no_rate_known_then_callers_wait_for_the_probe_and_use_the_learned
 
 def test_given_a_probe_that_never_answers_then_waiting_callers_go_to_the_broker() -> None:
     clock = FakeClock()
-    quota = _front(clock, inline_wait_max_s=0.5)
+    quota = _front(clock, inline_wait_max_s=0.5, probe_calls=1)
     connection = _connection()
 
     async def run() -> QuotaWait:
@@ -362,6 +379,27 @@ def test_given_a_probe_that_never_answers_then_waiting_callers_go_to_the_broker(
     error = asyncio.run(run())
     assert 0.5 <= sum(clock.slept) <= 0.6
     assert error.retry_after_s == pytest.approx(2.0 - sum(clock.slept), abs=0.01)
+
+
+def test_given_learning_off_then_only_429s_hold_a_connection_without_a_rate() -> None:
+    clock = FakeClock(advance=False)
+    quota = _front(clock, inline_wait_max_s=0.0, learn=False)
+    connection = _connection()
+    ten = {"x-ratelimit-limit": "10, 10;w=1", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"}
+
+    async def run() -> float | None:
+        for _ in range(20):
+            await quota.acquire(connection)
+            await quota.observe(connection, 200, ten)
+        await quota.observe(connection, 429, ten)
+        with pytest.raises(QuotaWait) as caught:
+            await quota.acquire(connection)
+        return caught.value.retry_after_s
+
+    with capture_logs() as logs:
+        assert asyncio.run(run()) == pytest.approx(2.0)
+    assert clock.slept == []
+    assert "quota_rate_learned" not in [e["event"] for e in logs]
 
 
 class CountingSchedule(MemorySchedule):
