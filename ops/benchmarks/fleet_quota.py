@@ -6,10 +6,16 @@ from ``x-ratelimit-limit``) gets `--seconds` worth of requests more than its quo
 processes share Redis.  Everything is measured on the emulator's request log:
 
 - ``limited_rate_to_quota``: successful calls of ``limited`` per second, from its first call to its
-  last, divided by its quota (the issue asks for at least 0.9);
+  last, divided by its quota (the target is at least 0.9);
+- ``limited_median_second_to_quota``: the median of its calls per second, first and last second
+  aside, divided by its quota: the rate it sustained, with the start of the run (every request of
+  the batch deferred once) weighing less;
 - ``share_429``: 429 answers among all API calls of both connections (at most 0.01);
-- ``other_rate_to_quota``: the same ratio for ``other``, served at the same time;
-- ``deferrals_per_request``: quota deferrals (requests sent back to the broker) per request.
+- ``other_rate_to_quota``, ``other_median_second_to_quota``: the same for ``other``, at the same time;
+- ``deferrals_per_request``: requests sent back to the broker (for quota) per request.
+
+Deferring a batch costs the workers about as much as answering it, so on a small or busy host the
+first seconds fall short of the quota while the deferrals are processed.
 
     .venv/bin/python ops/benchmarks/fleet_quota.py --quota 20 --seconds 30
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,7 +72,7 @@ def _run_batch(env: dict[str, str], requests: list[dict[str, Any]], args: dict[s
     """Publish every request at once and wait for all results."""
     connection = _pika(args["broker_url"])
     try:
-        _wait_for_consumers(connection, env["HYPATOS_TASK_QUEUE"], args["workers"])
+        _wait_for_consumers(connection, env["HYPATOS_REQUEST_QUEUE"], args["workers"])
         channel = connection.channel()
         for request in requests:
             channel.basic_publish("", env["HYPATOS_REQUEST_QUEUE"], json.dumps(request).encode())
@@ -94,6 +101,12 @@ def _per_second(calls: list[dict[str, Any]], start: float) -> list[int]:
     return [seconds.count(second) for second in range(max(seconds) + 1)] if seconds else []
 
 
+def _median_second_to_quota(calls: list[dict[str, Any]], quota: float) -> float:
+    """The median of calls per second from the first call on, the first and last second aside."""
+    per_second = _per_second(calls, min(entry["time"] for entry in calls))[1:-1]
+    return round(statistics.median(per_second) / quota, 3) if per_second else 0.0
+
+
 def _report(log: list[dict[str, Any]], args: dict[str, Any], deferrals: int, requests: int) -> dict[str, Any]:
     calls = {name: [e for e in log if e["client_id"] == client and e["operation"] != TOKEN_OPERATION]
              for name, client in CLIENTS.items()}  # fmt: skip
@@ -109,7 +122,9 @@ def _report(log: list[dict[str, Any]], args: dict[str, Any], deferrals: int, req
         "requests": requests,
         "api_calls": len(every_call),
         "limited_rate_to_quota": _rate_to_quota(calls["limited"], args["quota"]),
+        "limited_median_second_to_quota": _median_second_to_quota(calls["limited"], args["quota"]),
         "other_rate_to_quota": _rate_to_quota(calls["other"], args["other_quota"]),
+        "other_median_second_to_quota": _median_second_to_quota(calls["other"], args["other_quota"]),
         "share_429": round(sum(e["status"] == 429 for e in every_call) / len(every_call), 4),
         "deferrals_per_request": round(deferrals / requests, 2),
         **detail,
