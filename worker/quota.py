@@ -136,8 +136,8 @@ class QuotaPolicy:
 
     @property
     def lead_s(self) -> float:
-        """Deferred requests are due back this much before their slot, as the broker returns them late."""
-        return min(1.0, self.inline_wait_max_s / 2)
+        """Deferred requests are due back this much before their slot: the broker adds up to a second."""
+        return min(0.5, self.inline_wait_max_s / 2)
 
 
 class Quota(Protocol):

@@ -57,8 +57,10 @@ def _connections_file(emulator: EmulatorServer, path: Path) -> Path:
     return path
 
 
-def _start_workers(env: dict[str, str], workers: int, concurrency: int, log_dir: Path) -> list[Any]:
-    command = [sys.executable, "-m", "worker", "run", f"--concurrency={concurrency}"]
+def _start_workers(env: dict[str, str], workers: int, concurrency: int | None, log_dir: Path) -> list[Any]:
+    command = [sys.executable, "-m", "worker", "run"]
+    if concurrency:
+        command.append(f"--concurrency={concurrency}")
     processes = []
     for index in range(workers):
         log = (log_dir / f"worker-{index}.log").open("wb")
@@ -140,11 +142,11 @@ def _deferrals(log_dir: Path) -> int:
 @click.option("--other-quota", default=40, show_default=True, help="Calls per second of the other one.")
 @click.option("--seconds", default=30, show_default=True, help="How long the limited backlog lasts.")
 @click.option("--workers", default=4, show_default=True)
-@click.option("--concurrency", default=32, show_default=True, help="In flight per worker.")
+@click.option("--concurrency", type=int, help="In flight per worker (default: the worker's own).")
 @click.option("--broker-url", default="amqp://guest:guest@127.0.0.1:5672//", show_default=True)
 @click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
 @click.option("--detail", is_flag=True, help="Also print each connection's calls per second.")
-def main(quota: int, other_quota: int, seconds: int, workers: int, concurrency: int, broker_url: str,
+def main(quota: int, other_quota: int, seconds: int, workers: int, concurrency: int | None, broker_url: str,
          redis_url: str, detail: bool) -> None:  # fmt: skip
     """Run the fleet against two quotas at once and print what each connection achieved."""
     args = {"quota": quota, "other_quota": other_quota, "workers": workers, "broker_url": broker_url,
