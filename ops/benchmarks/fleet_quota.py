@@ -139,7 +139,7 @@ def _deferrals(log_dir: Path) -> int:
 
 @click.command()
 @click.option("--quota", default=20, show_default=True, help="Calls per second of the limited connection.")
-@click.option("--other-quota", default=40, show_default=True, help="Calls per second of the other one.")
+@click.option("--other-quota", default=20, show_default=True, help="Calls per second of the other one.")
 @click.option("--seconds", default=30, show_default=True, help="How long the limited backlog lasts.")
 @click.option("--workers", default=4, show_default=True)
 @click.option("--concurrency", type=int, help="In flight per worker (default: the worker's own).")
