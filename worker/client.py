@@ -2,24 +2,29 @@
 
 The flow for one `HypatosClient.call`:
 
-1. take a token from the `TokenProvider` and send the request once;
+1. take a token from the `TokenProvider`, a slot from the connection's quota (`worker.quota`), and
+   send the request once; the quota learns from the answer's rate-limit headers;
 2. on 401, drop that token, take a fresh one and send once more (a second 401 is `auth_failed`);
 3. classify the answer (`worker.classify`): success returns, 429/5xx/network errors raise
    `TransientError` and go round the tenacity loop (`worker.retry`), anything else raises
-   `PermanentError` carrying Hypatos' error body.
+   `PermanentError` carrying Hypatos' error body.  A `QuotaWait` is not retried here: it goes to
+   the broker at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 import structlog
 
+from worker import metrics
 from worker.classify import MAY_HAVE_BEEN_PROCESSED, Action, Resolution, classify_status, retry_after_s
 from worker.connections import Connection
 from worker.errors import HypatosError, PermanentError, TransientError
+from worker.quota import Quota, QuotaWait
 from worker.retry import RetryPolicy, Sleep, build_retrying, is_transient
 from worker.tokens import AccessToken, TokenProvider
 from worker.transport import ApiRequest, ApiResponse, Transport
@@ -27,6 +32,11 @@ from worker.transport import ApiRequest, ApiResponse, Transport
 log = structlog.get_logger(__name__)
 
 USER_AGENT = "hypatos-worker/0.1"
+
+#: API calls made so far by the request running in this context (each request runs in its own
+#: asyncio task, hence its own context).  A request that has made one (paging, a retry) is in
+#: progress: it may wait for its next quota slot even when others of its connection already wait.
+_calls_in_request: ContextVar[int] = ContextVar("hypatos_calls_in_request", default=0)
 
 
 @dataclass
@@ -45,8 +55,13 @@ def _describe(response: ApiResponse) -> str:
     return body[:200] if isinstance(body, str) else ""
 
 
-def _is_transient_and_unprocessed(error: BaseException) -> bool:
-    return is_transient(error) and getattr(error, "code", "") not in MAY_HAVE_BEEN_PROCESSED
+def _retried_here(error: BaseException) -> bool:
+    """Transient failures are retried in the call, except quota waits: those go to the broker."""
+    return is_transient(error) and not isinstance(error, QuotaWait)
+
+
+def _retried_here_unprocessed(error: BaseException) -> bool:
+    return _retried_here(error) and getattr(error, "code", "") not in MAY_HAVE_BEEN_PROCESSED
 
 
 class HypatosClient:
@@ -58,11 +73,13 @@ class HypatosClient:
         tokens: TokenProvider,
         *,
         policy: RetryPolicy,
+        quota: Quota | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._transport = transport
         self._tokens = tokens
         self._policy = policy
+        self._quota = quota
         self._sleep = sleep
 
     async def call(
@@ -78,7 +95,7 @@ class HypatosClient:
             self._policy,
             event="hypatos_call_retrying",
             sleep=self._sleep,
-            retry_on=is_transient if replay_safe else _is_transient_and_unprocessed,
+            retry_on=_retried_here if replay_safe else _retried_here_unprocessed,
         )
         try:
             async for attempt in retrying:
@@ -110,6 +127,9 @@ class HypatosClient:
         headers["Authorization"] = f"Bearer {token.value}"
         if request.content_type:
             headers["Content-Type"] = request.content_type
+        if self._quota is not None:
+            await self._quota.acquire(connection, in_progress=_calls_in_request.get() > 0)
+        _calls_in_request.set(_calls_in_request.get() + 1)
         counter.sent += 1
         started = time.perf_counter()
         try:
@@ -122,8 +142,12 @@ class HypatosClient:
                 sink=request.sink,
             )
         except (TransientError, PermanentError) as exc:
+            metrics.API_RESPONSES.labels(connection.name, metrics.status_class(None)).inc()
             log.debug("hypatos_call_error", method=request.method, path=request.path, error_code=exc.code)
             raise
+        metrics.API_RESPONSES.labels(connection.name, metrics.status_class(response.status)).inc()
+        if self._quota is not None:
+            await self._quota.observe(connection, response.status, response.headers)
         log.debug(
             "hypatos_call",
             method=request.method,

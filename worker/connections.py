@@ -9,6 +9,8 @@ The file is named by ``HYPATOS_CONNECTIONS_FILE`` and holds one table per connec
     scope = "documents.read documents.write"              # optional, space-delimited
     access_token_url = "https://api.cloud.hypatos.ai/v2/auth/token"   # optional, endpoint + /auth/token
     allowed_users = ["erp-prod"]                           # optional: broker users that may use it
+    rate_limit_per_s = 10                                  # optional; else learned from x-ratelimit-limit
+    rate_limit_burst = 1                                   # optional, with rate_limit_per_s
 
 `ConnectionRegistry` re-reads the file (and any secret file) when it changes, so a rotated secret or a
 new account takes effect without a restart, while requests already running keep the `Connection`
@@ -54,6 +56,11 @@ class Connection(BaseModel):
     #: Broker users allowed to use this connection (checked against the validated AMQP ``user_id``);
     #: None lets every producer use it.
     allowed_users: frozenset[str] | None = None
+    #: Calls per second the whole fleet makes on this connection (see `worker.quota`); None: the rate
+    #: the API advertises.
+    rate_limit_per_s: float | None = Field(default=None, gt=0)
+    #: Calls that may go at once after a quiet spell, with `rate_limit_per_s` (default 1).
+    rate_limit_burst: int | None = Field(default=None, ge=1)
 
     @field_validator("endpoint_url", "access_token_url")
     @classmethod
@@ -79,6 +86,12 @@ class Connection(BaseModel):
     def _default_token_url(self) -> Connection:
         if not self.access_token_url:
             object.__setattr__(self, "access_token_url", f"{self.endpoint_url}/auth/token")
+        return self
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> Connection:
+        if self.rate_limit_burst is not None and self.rate_limit_per_s is None:
+            raise ValueError("rate_limit_burst needs rate_limit_per_s (a learned rate has no burst)")
         return self
 
     @property

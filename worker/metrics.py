@@ -43,6 +43,34 @@ RESULTS_UNROUTABLE = Counter(
     "hypatos_results_unroutable_total", "Results no queue took (their reply_to queue does not exist)."
 )
 CONSUMER_UP = Gauge("hypatos_consumer_up", "1 while this process consumes the request queue, else 0.")
+API_RESPONSES = Counter(
+    "hypatos_api_responses_total",
+    "Answers to API calls by connection and status class (2xx, 3xx, 4xx, 429, 5xx, error: no answer).",
+    ["connection", "status_class"],
+)
+QUOTA_WAIT = Histogram(
+    "hypatos_quota_wait_seconds", "Time API calls waited in the worker for a slot in the connection's quota.",
+    ["connection"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)  # fmt: skip
+QUOTA_SLOTS_MISSED = Counter(
+    "hypatos_quota_slots_missed_total",
+    "Quota slots let pass because the process woke up too late for them (a sign of an overloaded host).",
+    ["connection"],
+)
+QUOTA_DEFERRED = Counter(
+    "hypatos_quota_deferred_total",
+    "Requests sent back to the broker to wait for a slot in the connection's quota.",
+    ["connection"],
+)
+
+
+def status_class(status: int | None) -> str:
+    """The ``status_class`` label of an answer: ``429`` on its own, else by hundreds; None is ``error``."""
+    if status is None:
+        return "error"
+    if status == 429:
+        return "429"
+    return f"{status // 100}xx"
 
 
 def serve_metrics(port: int | None) -> None:

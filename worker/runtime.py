@@ -26,6 +26,7 @@ from worker.connections import ConnectionRegistry
 from worker.consumer import RequestConsumer, RequestHandler
 from worker.errors import ConfigError
 from worker.leases import LeaseKeeper
+from worker.quota import FleetQuota, open_quota
 from worker.result_store import FallibleStoreGuard, MemoryResultStore, RedisResultStore, ResultStore
 from worker.retry import RetryPolicy
 from worker.settings import WorkerSettings
@@ -50,12 +51,14 @@ class Services:
     transport: Transport
     results: ResultStore
     leases: LeaseKeeper
+    quota: FleetQuota
     #: The in-call retry policy (also the base of broker-side backoff).
     policy: RetryPolicy
 
     async def close(self) -> None:
         """Close what holds connections."""
         await self.leases.close()
+        await self.quota.close()
         await self.session.close()
         await self.results.close()
         await self.tokens.close()
@@ -109,10 +112,11 @@ async def open_services(settings: WorkerSettings, connections: ConnectionRegistr
         ),
     )
     policy = RetryPolicy(attempts=settings.call_attempts, budget_s=settings.call_budget_s, **backoff)
-    client = HypatosClient(transport, tokens, policy=policy)
+    quota = open_quota(settings)
+    client = HypatosClient(transport, tokens, policy=policy, quota=quota)
     results = open_result_store(settings)
     leases = LeaseKeeper(results, settings.claim_lease_s)
-    return Services(settings, connections, tokens, client, session, transport, results, leases, policy)
+    return Services(settings, connections, tokens, client, session, transport, results, leases, quota, policy)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

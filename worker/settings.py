@@ -64,6 +64,7 @@ class WorkerSettings(BaseSettings):
     retry_max_elapsed_s: float = Field(default=1800.0, gt=0)
     retry_max_delay_s: float = Field(default=300.0, gt=0)
     inline_wait_max_s: float = Field(default=5.0, ge=0)
+    quota_learn: bool = True
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
 
     task_events: bool = False

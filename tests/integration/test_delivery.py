@@ -261,7 +261,8 @@ def test_given_20_percent_5xx_and_a_tight_rate_limit_then_every_request_succeeds
     documents = emulator.seed_documents(20)
     emulator.set_faults(error_rate=0.2, rate_limit=60, rate_window_s=1)
     max_attempts = 10
-    fleet.start(1, HYPATOS_RETRY_MAX_ATTEMPTS=str(max_attempts))
+    # (not learning the rate from the headers, so the quota lets the 429s under test happen)
+    fleet.start(1, HYPATOS_RETRY_MAX_ATTEMPTS=str(max_attempts), HYPATOS_QUOTA_LEARN="0")
 
     # When: 300 requests are published
     requests = [get_document(f"faults-{i}", documents[i % 20]["id"]) for i in range(300)]
@@ -288,7 +289,8 @@ def test_given_a_rate_limit_wait_longer_than_the_inline_maximum_then_it_is_hande
     # Given: a quota of 15 calls per 3 s window and a worker that waits at most 0.5 s in place
     documents = emulator.seed_documents(5)
     emulator.set_faults(rate_limit=15, rate_window_s=3)
-    fleet.start(1, HYPATOS_INLINE_WAIT_MAX_S="0.5")
+    # (not learning the rate from the headers, so the quota lets the 429s under test happen)
+    fleet.start(1, HYPATOS_INLINE_WAIT_MAX_S="0.5", HYPATOS_QUOTA_LEARN="0")
 
     # When: 40 requests arrive at once
     requests = [get_document(f"deferred-{i}", documents[i % 5]["id"]) for i in range(40)]

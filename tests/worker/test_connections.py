@@ -142,3 +142,26 @@ def test_given_a_rotated_secret_file_then_the_new_secret_is_used(tmp_path: Path)
     registry = ConnectionRegistry(path, allow_custom_endpoints=False)
     _touch_later(tmp_path / "s", "second-secret")
     assert registry.get("a").client_secret.get_secret_value() == "second-secret"
+
+
+def test_given_a_rate_limit_then_it_and_its_burst_are_read() -> None:
+    entry = {"client_id": "id", "client_secret": "x" * 8, "rate_limit_per_s": 10, "rate_limit_burst": 3}
+    connection = _parse(entry)
+    assert (connection.rate_limit_per_s, connection.rate_limit_burst) == (10.0, 3)
+    assert _parse({"client_id": "id", "client_secret": "x" * 8}).rate_limit_per_s is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"rate_limit_per_s": 0}, "rate_limit_per_s"),
+        ({"rate_limit_per_s": -1.5}, "rate_limit_per_s"),
+        ({"rate_limit_per_s": 5, "rate_limit_burst": 0}, "rate_limit_burst"),
+        ({"rate_limit_burst": 2}, "rate_limit_burst needs rate_limit_per_s"),
+    ],
+)
+def test_given_an_unusable_rate_limit_then_startup_refuses_it_and_names_the_field(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _parse({"client_id": "id", "client_secret": "x" * 8, **fields})
