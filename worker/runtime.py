@@ -29,6 +29,7 @@ from worker.leases import LeaseKeeper
 from worker.result_store import FallibleStoreGuard, MemoryResultStore, RedisResultStore, ResultStore
 from worker.retry import RetryPolicy
 from worker.settings import WorkerSettings
+from worker.state_store import StateStore, open_state_store
 from worker.token_cache import SharedTokenCache
 from worker.tokens import TokenProvider
 from worker.transport import Transport
@@ -51,12 +52,15 @@ class Services:
     leases: LeaseKeeper
     #: The in-call retry policy (also the base of broker-side backoff).
     policy: RetryPolicy
+    #: State that outlives one delivery (``processDocument`` journeys), `worker.state_store`.
+    state: StateStore
 
     async def close(self) -> None:
         """Close what holds connections."""
         await self.leases.close()
         await self.session.close()
         await self.results.close()
+        await self.state.close()
         await self.tokens.close()
 
 
@@ -111,7 +115,8 @@ async def open_services(settings: WorkerSettings, connections: ConnectionRegistr
     client = HypatosClient(transport, tokens, policy=policy)
     results = open_result_store(settings)
     leases = LeaseKeeper(results, settings.claim_lease_s)
-    return Services(settings, connections, tokens, client, session, transport, results, leases, policy)
+    state = open_state_store(settings)
+    return Services(settings, connections, tokens, client, session, transport, results, leases, policy, state)
 
 
 #: Builds the request handler once the services exist (the composition root passes it in).
