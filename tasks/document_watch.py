@@ -59,8 +59,8 @@ def _created_at(item: Any) -> float | None:
         return None
 
 
-def _verdict(seen: Membership, processed_at: float) -> Verdict:
-    if seen.taken_at <= processed_at or seen.member:
+def _verdict(seen: Membership, after: float) -> Verdict:
+    if seen.taken_at <= after or seen.member:
         return Verdict.WAITING
     return Verdict.ARRIVED
 
@@ -88,17 +88,21 @@ class ProjectWatch:
         self._snapshot = scoped_key("snapshot", connection, project_id, states)
         self._lock = scoped_key("snapshot-lock", connection, project_id, states)
 
-    async def check(self, document_id: str, processed_at: float, list_page: ListPage) -> Verdict:
-        """Whether `document_id` (processing requested at `processed_at`) is in a wanted state yet."""
+    async def check(
+        self, document_id: str, processed_at: float, after: float, list_page: ListPage
+    ) -> Verdict:
+        """Whether `document_id` (processing requested at `processed_at`) is in a wanted state yet,
+        by a snapshot taken after `after` (the processing request, or the last fetch that found the
+        document not ready yet)."""
         if not self._unwanted:
             return Verdict.ARRIVED
         now = time.time()
         await self._store.rank(self._ranking, document_id, processed_at, now + self._forget_after_s)
         seen = await self._store.membership(self._snapshot, document_id)
         if seen is not None and (
-            now - seen.taken_at < self._fresh_s or _verdict(seen, processed_at) is Verdict.ARRIVED
+            now - seen.taken_at < self._fresh_s or _verdict(seen, after) is Verdict.ARRIVED
         ):
-            return _verdict(seen, processed_at)
+            return _verdict(seen, after)
         owner = uuid.uuid4().hex
         if not await self._store.lock(self._lock, owner, REFRESH_LOCK_S):
             return Verdict.BUSY
@@ -107,7 +111,7 @@ class ProjectWatch:
             await self._store.replace_set(self._snapshot, members, taken_at)
         finally:
             await self._store.unlock(self._lock, owner)
-        return _verdict(Membership(taken_at, document_id in members), processed_at)
+        return _verdict(Membership(taken_at, document_id in members), after)
 
     async def done(self, document_id: str) -> None:
         """The wait for `document_id` is over (arrived, failed or given up)."""

@@ -44,6 +44,8 @@ class Journey:
     processed_at: float | None = None
     #: When the document was first seen in a wanted state.
     arrived_at: float | None = None
+    #: When a fetch last found the document not ready after all (a snapshot must be newer to count).
+    fetched_at: float | None = None
     #: The last state seen.
     state: str | None = None
     #: Times the request went back to the broker to wait for the document.

@@ -183,8 +183,10 @@ class DocumentJourney:
         """Step 3: whether the document left the states it is not awaited in."""
         if just_created:
             return Verdict.WAITING
-        assert self.journey.document_id is not None and self.journey.processed_at is not None
-        return await self.watch.check(self.journey.document_id, self.journey.processed_at, self._list_page)
+        journey = self.journey
+        assert journey.document_id is not None and journey.processed_at is not None
+        after = max(journey.processed_at, journey.fetched_at or 0.0)
+        return await self.watch.check(journey.document_id, journey.processed_at, after, self._list_page)
 
     async def fetch(self) -> tuple[dict[str, Any], list[Any] | None]:
         """Step 4: the document (and its states when asked for)."""
@@ -280,6 +282,7 @@ class DocumentJourney:
                 await self.finish()
                 log.info("document_arrived", state=self.journey.state, api_calls=self.journey.api_calls)
                 return self.answer(document, states)
+            self.journey.fetched_at = time.time()  # not ready after all: wait for a newer snapshot
         deferral = self.defer(verdict)
         await self.save()
         raise deferral

@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
@@ -185,8 +185,8 @@ class RedisStateStore:
             raise StateStoreUnavailable(message) from None
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._guard("read", lambda: self._redis.get(self._prefix + key))
-        return value
+        value = await self._guard("read", lambda: self._redis.get(self._prefix + key))
+        return value if isinstance(value, bytes) else None
 
     async def put(self, key: str, value: bytes) -> None:
         await self._guard("write", lambda: self._redis.set(self._prefix + key, value, px=self._ttl_ms))
@@ -255,15 +255,14 @@ class RedisStateStore:
     async def lowest(self, key: str, now: float) -> float | None:
         score_key, alive_key = f"{self._prefix}{key}:score", f"{self._prefix}{key}:alive"
 
-        async def lowest() -> list[tuple[bytes, float]]:
+        async def lowest() -> list[Any]:
             expired = await self._redis.zrangebyscore(alive_key, "-inf", now)
             if expired:
                 async with self._redis.pipeline(transaction=True) as pipe:
                     pipe.zrem(score_key, *expired)
                     pipe.zrem(alive_key, *expired)
                     await pipe.execute()
-            found: list[tuple[bytes, float]] = await self._redis.zrange(score_key, 0, 0, withscores=True)
-            return found
+            return list(await self._redis.zrange(score_key, 0, 0, withscores=True))
 
         found = await self._guard("read", lowest)
         return float(found[0][1]) if found else None

@@ -181,7 +181,8 @@ class BatchRun:
             headers = message.header.properties.headers or {}
             if isinstance(result, dict):
                 self.tally.take(result, bool(headers.get("x-hypatos-replayed")))
-            await channel.basic_ack(message.delivery_tag)
+            if message.delivery_tag is not None:
+                await channel.basic_ack(message.delivery_tag)
 
         expires_ms = REPLY_QUEUE_EXPIRES_S * 1000
         await channel.queue_declare(reply_queue, durable=True, arguments={"x-expires": expires_ms})

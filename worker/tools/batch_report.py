@@ -35,8 +35,9 @@ class ReportLine:
     @classmethod
     def from_result(cls, file: str, result: dict[str, Any], *, replayed: bool) -> ReportLine:
         """The line of a file whose request has its result."""
-        data = result.get("data") if isinstance(result.get("data"), dict) else {}
-        error = result.get("error") or {}
+        raw_data = result.get("data")
+        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+        error: dict[str, Any] = result.get("error") or {}
         return cls(
             file=file,
             id=result.get("id"),
