@@ -148,3 +148,42 @@ def test_given_1000_pdfs_when_a_worker_is_killed_mid_batch_then_each_file_has_ex
     assert all(rerun[name]["replayed"] and rerun[name]["document_id"] == lines[name]["document_id"]
                for name in names)  # fmt: skip
     assert api_calls(emulator.counters()) == calls_before
+
+
+@pytest.mark.timeout(300)
+def test_given_an_interrupted_batch_when_it_is_run_again_then_it_resumes_without_uploading_again(
+    fleet: WorkerFleet, amqp: AmqpTestClient, emulator: Any, redis_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given: five documents that take long to process, a worker, and submit-batch interrupted (Ctrl-C)
+    # once every document was requested
+    names = _write_batch(tmp_path / "batch", 5)
+    project = emulator.seed_project(name="Interrupted")["id"]
+    emulator.set_faults(new_s=0.1, processing_s=3600)
+    env = {**redis_env, "HYPATOS_POLL_INITIAL_S": "1", "HYPATOS_POLL_MAX_S": "2"}
+    fleet.start(1, **env)
+    first = _submit_batch({**fleet.env, **env}, tmp_path / "batch", project, tmp_path / "first.jsonl")
+    wait_until(
+        lambda: emulator.counters()["operations"].get("Documents_processFileIntoDocument", 0) >= 5,
+        timeout_s=60,
+        what="every document requested",
+    )
+    first.send_signal(signal.SIGINT)
+    stdout, _ = first.communicate(timeout=60)
+    assert first.returncode == 130, stdout
+    assert "run the same command again" in stdout
+    assert {line["status"] for name, line in _report(tmp_path / "first.jsonl").items() if name in names} == {
+        "pending"
+    }
+
+    # When: the documents finish meanwhile, and the same command runs again (files sent as base64)
+    for document in _emulator_record(emulator)[1]:
+        emulator.set_document_state(document["id"], "doneAutomatically")
+    again = _submit_batch({**fleet.env, **env}, tmp_path / "batch", project, tmp_path / "again.jsonl")
+    stdout, stderr = again.communicate(timeout=120)
+
+    # Then: every document is reported done, and nothing was uploaded or processed twice
+    assert again.returncode == 0, stdout + stderr[-3000:]
+    lines = _report(tmp_path / "again.jsonl")
+    assert {lines[name]["state"] for name in names} == {"doneAutomatically"}
+    operations = emulator.counters()["operations"]
+    assert operations["Files_uploadFile"] == 5 and operations["Documents_processFileIntoDocument"] == 5
