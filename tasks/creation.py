@@ -5,8 +5,13 @@ ended without a result (``RESUMED``: its worker died, or its call ended without 
 creation may or may not have happened.  Then the operation's *finder* looks for what that attempt
 created: found, it becomes this request's result; not found, the call is made.  A call that ends
 without an answer (timeout, connection lost after sending) is not repeated blindly either: the finder
-looks first.  Operations without a finder (``uploadFile``: the API cannot list files) fail with
-``outcome_unknown`` rather than risk a second creation.
+looks first.
+
+``uploadFile`` has no finder (the API cannot list files).  A file that was uploaded but never
+processed creates no document, so by default an interrupted upload is simply made again (and a
+timeout or lost connection is retried like any other call): at worst Hypatos keeps an unused file.
+A caller who wants the strict behaviour sends ``options: {"on_interrupted": "fail"}``: the request
+then fails with ``outcome_unknown`` rather than upload a second time.
 
 What a finder accepts as "created by this request":
 
@@ -20,7 +25,7 @@ What a finder accepts as "created by this request":
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +33,7 @@ import structlog
 
 from tasks.catalog import CATALOG, Operation
 from tasks.requests import build_request
-from tasks.validation import validate
+from tasks.validation import UPLOAD_AGAIN, validate
 from worker.classify import MAY_HAVE_BEEN_PROCESSED
 from worker.connections import Connection
 from worker.errors import HypatosError
@@ -105,7 +110,8 @@ FINDERS: dict[str, Finder] = {
 def _outcome_unknown(operation: Operation) -> HypatosError:
     return HypatosError(
         f"an earlier attempt of this {operation.name} was interrupted after it may have reached Hypatos, "
-        "and the API offers no way to check; to run it again, resubmit with a new id",
+        "and the API offers no way to check (the request asked to fail then: on_interrupted); "
+        "to run it again, resubmit with a new id",
         code="outcome_unknown",
         retryable=False,
     )
@@ -123,6 +129,12 @@ async def _reconcile(
     return found
 
 
+def repeats_when_interrupted(operation: Operation, options: Mapping[str, Any]) -> bool:
+    """Whether an interrupted `operation` is simply made again: one without a finder, unless the
+    request's ``on_interrupted`` option says ``fail``."""
+    return operation.name not in FINDERS and options.get("on_interrupted", UPLOAD_AGAIN) == UPLOAD_AGAIN
+
+
 async def create_once(
     services: Services,
     operation: Operation,
@@ -130,8 +142,13 @@ async def create_once(
     request: ApiRequest,
     body: Any,
     attempt: Attempt,
+    options: Mapping[str, Any] | None = None,
 ) -> ApiResponse:
     """Run a creating call at most once for the attempt's request id; see the module docstring."""
+    if repeats_when_interrupted(operation, options or {}):
+        if attempt.state is ClaimState.RESUMED:
+            log.info("creation_repeated", reason="an earlier attempt was interrupted; repeating is harmless")
+        return await services.client.call(connection, request)
     if attempt.state is ClaimState.RESUMED:
         found = await _reconcile(services, operation, connection, body, attempt)
         if found is not None:

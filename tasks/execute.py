@@ -219,7 +219,9 @@ async def call_operation(services: Services, planned: Plan, attempt: Attempt) ->
     with upload or contextlib.nullcontext():  # closes the inbox file when the call is over
         api_request = build_request(operation, params, request.body, upload=upload)
         if operation.creates:
-            response = await create_once(services, operation, connection, api_request, request.body, attempt)
+            response = await create_once(
+                services, operation, connection, api_request, request.body, attempt, request.options
+            )
         else:
             response = await services.client.call(connection, api_request)
     return Answer.from_response(response)

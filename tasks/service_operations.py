@@ -1,5 +1,8 @@
 """Operations the service offers on the queue that are not single Hypatos API calls.
 
+``processDocument`` runs a document's whole journey (upload, process, wait, fetch) as one request;
+see `tasks.pipeline`.
+
 ``testConnection`` runs the same step-by-step check as ``hypatos-worker test-connection`` and
 returns the report as ``data``: ``status`` is ``succeeded`` when the connection is usable, else
 ``failed`` with ``error.code`` ``connection_unusable``.
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import structlog
 
 from tasks.outcomes import Answer
+from tasks.pipeline import run_process_document
 from worker.connections import Connection
 from worker.diagnose import (
     API_CALL,
@@ -148,5 +152,11 @@ SERVICE_OPERATIONS: dict[str, ServiceOperation] = {
     "testConnection": ServiceOperation(
         "Check the request's connection step by step (no parameters); data is the report",
         run_test_connection,
+    ),
+    "processDocument": ServiceOperation(
+        "Upload a file, process it into a document in params.projectId, wait for options.wait_for "
+        "(batched polls, no worker held) and fetch it; data holds the document, ids, calls, step times",
+        run_process_document,
+        claims=True,
     ),
 }

@@ -23,6 +23,11 @@ from worker.messages import FileInput, Request
 
 Problems = list[dict[str, str]]
 
+#: ``options.on_interrupted`` of ``uploadFile`` (`tasks.creation`): after an interrupted attempt,
+#: upload again (the default) or fail with ``outcome_unknown``.
+UPLOAD_AGAIN = "upload_again"
+ON_INTERRUPTED_CHOICES = (UPLOAD_AGAIN, "fail")
+
 
 def _coerce(param: Param, value: Any) -> Any:
     """`value` as the parameter's type, or `ValueError` with what was expected."""
@@ -181,6 +186,12 @@ def check_options(operation: Operation, request: Request, max_items: int, proble
         problems.append({"field": field, "message": f"{operation.name} is not a list operation"})
     if request.max_items is not None and request.max_items > max_items:
         problems.append({"field": "max_items", "message": f"must be at most {max_items} (HYPATOS_MAX_ITEMS)"})
+    on_interrupted = request.options.get("on_interrupted")
+    if on_interrupted is not None and operation.name != "uploadFile":
+        problems.append({"field": "options.on_interrupted", "message": "only uploadFile takes it"})
+    elif on_interrupted is not None and on_interrupted not in ON_INTERRUPTED_CHOICES:
+        choices = " or ".join(ON_INTERRUPTED_CHOICES)
+        problems.append({"field": "options.on_interrupted", "message": f"must be {choices}"})
 
 
 def _raise_if_any(operation: Operation, problems: Problems) -> None:

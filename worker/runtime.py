@@ -30,6 +30,7 @@ from worker.quota import FleetQuota, open_quota
 from worker.result_store import FallibleStoreGuard, MemoryResultStore, RedisResultStore, ResultStore
 from worker.retry import RetryPolicy
 from worker.settings import WorkerSettings
+from worker.state_store import StateStore, open_state_store
 from worker.task_events import TaskEvents
 from worker.token_cache import SharedTokenCache
 from worker.tokens import TokenProvider
@@ -54,6 +55,8 @@ class Services:
     quota: FleetQuota
     #: The in-call retry policy (also the base of broker-side backoff).
     policy: RetryPolicy
+    #: State that outlives one delivery (``processDocument`` journeys), `worker.state_store`.
+    state: StateStore
 
     async def close(self) -> None:
         """Close what holds connections."""
@@ -61,6 +64,7 @@ class Services:
         await self.quota.close()
         await self.session.close()
         await self.results.close()
+        await self.state.close()
         await self.tokens.close()
 
 
@@ -116,7 +120,10 @@ async def open_services(settings: WorkerSettings, connections: ConnectionRegistr
     client = HypatosClient(transport, tokens, policy=policy, quota=quota)
     results = open_result_store(settings)
     leases = LeaseKeeper(results, settings.claim_lease_s)
-    return Services(settings, connections, tokens, client, session, transport, results, leases, quota, policy)
+    state = open_state_store(settings)
+    return Services(
+        settings, connections, tokens, client, session, transport, results, leases, quota, policy, state
+    )
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

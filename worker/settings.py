@@ -47,6 +47,10 @@ class WorkerSettings(BaseSettings):
     token_renew_margin_s: float = Field(default=300.0, ge=0)
     auth_refusal_cooldown_s: float = Field(default=60.0, ge=0)
     test_connection_interval_s: float = Field(default=60.0, ge=0)
+    #: processDocument: first wait for a document, and how old a shared poll snapshot may be.
+    poll_initial_s: float = Field(default=5.0, gt=0)
+    #: processDocument: the wait grows by half each time up to this.
+    poll_max_s: float = Field(default=30.0, gt=0)
 
     inbox_dir: Path | None = None
     outbox_dir: Path | None = None

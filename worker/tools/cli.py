@@ -284,3 +284,53 @@ def results(follow: bool, queue: str | None, as_json: bool) -> None:
         settings.broker_url, queue or settings.result_queue, follow_queue=follow, as_json=as_json
     )
     click.echo(f"{count} result(s)", err=True)
+
+
+# --- submit-batch: batch document pipelines (worker.tools.batch) -----------------------------------
+
+
+@main.command("submit-batch")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--connection", required=True, help="The connection to use.")
+@click.option("--project", "project_id", required=True, help="The project the documents go to.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.jsonl"),
+              show_default=True, help="JSONL report: one line per file.")  # fmt: skip
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the report as CSV.")  # fmt: skip
+@click.option("--wait-for", multiple=True, metavar="STATE",
+              help="A document state to wait for (repeatable; default: every processed state).")  # fmt: skip
+@click.option("--deadline", "deadline_s", type=click.FloatRange(min=1),
+              help="Seconds each document may take (default 3600).")  # fmt: skip
+@click.option("--include", multiple=True, type=click.Choice(["entities", "states"]),
+              help="Parts of each document to fetch (repeatable; default: entities).")  # fmt: skip
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1),
+              help="Stop waiting after this many seconds (default: until every result is in).")  # fmt: skip
+def submit_batch(
+    folder: Path,
+    connection: str,
+    project_id: str,
+    report: Path,
+    csv_path: Path | None,
+    wait_for: tuple[str, ...],
+    deadline_s: float | None,
+    include: tuple[str, ...],
+    timeout_s: float | None,
+) -> None:
+    """Process every PDF, PNG, JPEG and TIFF file of FOLDER into documents and report how each ended.
+
+    Run it again to resume: files already done are skipped (their stored result is replayed).
+    Exit code 0 when every file reached a wanted state, 1 otherwise, 130 when interrupted.
+    """
+    from worker.tools.batch import BatchOptions, run_submit_batch
+
+    settings = load_settings()
+    configure_logging("WARNING", settings.log_format)
+    options = BatchOptions(folder, connection, project_id, report, csv_path, list(wait_for), deadline_s,
+                           list(include), timeout_s)  # fmt: skip
+    try:
+        sys.exit(run_submit_batch(settings, options))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# --- end of submit-batch ----------------------------------------------------------------------------
