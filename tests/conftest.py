@@ -2,6 +2,10 @@
 
 Integration tests need RabbitMQ.  When it is unreachable they skip with a reason, except under
 ``CI=true``, where they fail: CI must prove the real thing.
+
+Every test that asks for the broker (``broker_url``) or Redis (``redis_url``), directly or through
+another fixture, is marked ``integration`` (and ``redis`` for Redis) at collection, so
+``pytest -m "not integration"`` runs exactly the tests that need nothing outside the test process.
 """
 
 from __future__ import annotations
@@ -16,6 +20,20 @@ import pytest
 from tests.support.amqp import AmqpTestClient, broker_problem
 from tests.support.ci import unavailable
 from tests.support.processes import WorkerFleet
+
+#: Fixtures that reach a service outside the test process, and the markers their users get.
+_SERVICE_MARKERS = {"broker_url": ("integration",), "redis_url": ("integration", "redis")}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that need RabbitMQ or Redis by the fixtures they use (one rule, no marker to forget)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, markers in _SERVICE_MARKERS.items():
+            if fixture in fixtures:
+                for marker in markers:
+                    item.add_marker(marker)
+
 
 BROKER_URL = os.environ.get("HYPATOS_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("HYPATOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -127,3 +145,4 @@ def fleet(
     workers = WorkerFleet(env, log_dir=tmp_path / "logs", amqp=amqp)
     yield workers
     workers.stop_all()
+
