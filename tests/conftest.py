@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.amqp import AmqpTestClient, broker_problem
 from tests.support.ci import unavailable
 from tests.support.processes import WorkerFleet
+
+if TYPE_CHECKING:
+    from tests.support.inprocess import InProcessWorker
 
 #: Fixtures that reach a service outside the test process, and the markers their users get.
 _SERVICE_MARKERS = {"broker_url": ("integration",), "redis_url": ("integration", "redis")}
@@ -146,3 +150,25 @@ def fleet(
     yield workers
     workers.stop_all()
 
+
+@pytest.fixture
+def in_process(tmp_path: Path, emulator: object) -> Iterator[Callable[..., InProcessWorker]]:
+    """Builds the request path in this process (`tests.support.inprocess`), no broker needed.
+
+    Call it with worker settings (``max_items=5``...) and, optionally, ``connections`` (name ->
+    fields; default: connection ``main`` to the emulator); every worker built is closed afterwards.
+    """
+    from tests.support.inprocess import InProcessWorker, emulator_connection, write_connections
+
+    built: list[InProcessWorker] = []
+
+    def build(connections: dict[str, dict[str, Any]] | None = None, **settings: Any) -> InProcessWorker:
+        path = tmp_path / f"connections-{len(built)}.toml"
+        write_connections(path, connections or {"main": emulator_connection(emulator)})
+        worker = InProcessWorker(path, **settings)
+        built.append(worker)
+        return worker
+
+    yield build
+    for worker in built:
+        worker.close()
