@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -52,11 +53,13 @@ Finder = Callable[[Services, Connection, Any, float], Awaitable[ApiResponse | No
 
 async def _list(
     services: Services, connection: Connection, operation: str, params: dict[str, Any]
-) -> list[Any]:
+) -> tuple[list[Any], int]:
+    """The items of one list page, and the HTTP calls it took."""
     declared = CATALOG[operation]
     request = build_request(declared, validate(declared, params, None), None)
-    page = (await services.client.call(connection, request)).decoded()
-    return (page.get("data") or []) if isinstance(page, dict) else []
+    response = await services.client.call(connection, request)
+    page = response.decoded()
+    return ((page.get("data") or []) if isinstance(page, dict) else []), response.attempts
 
 
 def _created_since(item: dict[str, Any], since: float) -> bool:
@@ -67,10 +70,13 @@ def _created_since(item: dict[str, Any], since: float) -> bool:
     return created >= since - CLOCK_SKEW_S
 
 
-def _found(data: Any) -> ApiResponse:
+def _found(data: Any, attempts: int) -> ApiResponse:
     """A synthetic answer carrying what an earlier attempt created (the last real status was 200)."""
     return ApiResponse(
-        status=200, headers={"content-type": "application/json"}, body=json.dumps(data).encode()
+        status=200,
+        headers={"content-type": "application/json"},
+        body=json.dumps(data).encode(),
+        attempts=attempts,
     )
 
 
@@ -78,7 +84,7 @@ async def _find_document(
     services: Services, connection: Connection, body: Any, since: float
 ) -> ApiResponse | None:
     params = {"fileId": body["fileId"], "projectId": [body["projectId"]], "limit": 50}
-    documents = await _list(services, connection, "documentsList", params)
+    documents, attempts = await _list(services, connection, "documentsList", params)
     if body.get("externalId"):
         matches = [d for d in documents if d.get("externalId") == body["externalId"]]
     else:
@@ -86,7 +92,8 @@ async def _find_document(
     if not matches:
         return None
     document = min(matches, key=lambda d: str(d.get("createdAt")))
-    return _found({"documentId": document["id"], "fileId": body["fileId"], "projectId": body["projectId"]})
+    found = {"documentId": document["id"], "fileId": body["fileId"], "projectId": body["projectId"]}
+    return _found(found, attempts)
 
 
 async def _find_project(
@@ -95,9 +102,9 @@ async def _find_project(
     name = body.get("name")
     if not name:
         return None
-    projects = await _list(services, connection, "projectsList", {"search": name, "limit": 50})
+    projects, attempts = await _list(services, connection, "projectsList", {"search": name, "limit": 50})
     matches = [p for p in projects if p.get("name") == name and _created_since(p, since)]
-    return _found(min(matches, key=lambda p: str(p.get("createdAt")))) if matches else None
+    return _found(min(matches, key=lambda p: str(p.get("createdAt"))), attempts) if matches else None
 
 
 #: How to find what an interrupted creation made, by operation.
@@ -159,8 +166,12 @@ async def create_once(
         if error.code not in MAY_HAVE_BEEN_PROCESSED:
             raise  # an answer came back: nothing was created
         attempt.keep_started = True
-        found = await _reconcile(services, operation, connection, body, attempt)
+        try:
+            found = await _reconcile(services, operation, connection, body, attempt)
+        except HypatosError as unknown:
+            unknown.attempts += error.attempts  # the interrupted call counts (and makes the result stored)
+            raise
         if found is None:
             raise
         attempt.keep_started = False
-        return found
+        return replace(found, attempts=found.attempts + error.attempts)

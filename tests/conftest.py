@@ -2,20 +2,42 @@
 
 Integration tests need RabbitMQ.  When it is unreachable they skip with a reason, except under
 ``CI=true``, where they fail: CI must prove the real thing.
+
+Every test that asks for the broker (``broker_url``) or Redis (``redis_url``), directly or through
+another fixture, is marked ``integration`` (and ``redis`` for Redis) at collection, so
+``pytest -m "not integration"`` runs exactly the tests that need nothing outside the test process.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.amqp import AmqpTestClient, broker_problem
 from tests.support.ci import unavailable
 from tests.support.processes import WorkerFleet
+
+if TYPE_CHECKING:
+    from tests.support.inprocess import InProcessWorker
+
+#: Fixtures that reach a service outside the test process, and the markers their users get.
+_SERVICE_MARKERS = {"broker_url": ("integration",), "redis_url": ("integration", "redis")}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that need RabbitMQ or Redis by the fixtures they use (one rule, no marker to forget)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, markers in _SERVICE_MARKERS.items():
+            if fixture in fixtures:
+                for marker in markers:
+                    item.add_marker(marker)
+
 
 BROKER_URL = os.environ.get("HYPATOS_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("HYPATOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -127,3 +149,26 @@ def fleet(
     workers = WorkerFleet(env, log_dir=tmp_path / "logs", amqp=amqp)
     yield workers
     workers.stop_all()
+
+
+@pytest.fixture
+def in_process(tmp_path: Path, emulator: object) -> Iterator[Callable[..., InProcessWorker]]:
+    """Builds the request path in this process (`tests.support.inprocess`), no broker needed.
+
+    Call it with worker settings (``max_items=5``...) and, optionally, ``connections`` (name ->
+    fields; default: connection ``main`` to the emulator); every worker built is closed afterwards.
+    """
+    from tests.support.inprocess import InProcessWorker, emulator_connection, write_connections
+
+    built: list[InProcessWorker] = []
+
+    def build(connections: dict[str, dict[str, Any]] | None = None, **settings: Any) -> InProcessWorker:
+        path = tmp_path / f"connections-{len(built)}.toml"
+        write_connections(path, connections or {"main": emulator_connection(emulator)})
+        worker = InProcessWorker(path, **settings)
+        built.append(worker)
+        return worker
+
+    yield build
+    for worker in built:
+        worker.close()
