@@ -14,13 +14,13 @@ import contextlib
 import weakref
 from collections.abc import AsyncIterator
 
-from worker.errors import PermanentError
+from worker.errors import ErrorCode, PermanentError
 
 
 class BudgetExceeded(PermanentError):
     """Raised when one reservation alone is larger than the whole budget."""
 
-    code = "payload_too_large"
+    code = ErrorCode.PAYLOAD_TOO_LARGE
 
 
 class ByteBudget:

@@ -86,9 +86,20 @@ class Operation:
 # --- shared parameter declarations -------------------------------------------------------------
 
 DOCUMENT_STATES = (
-    "new", "processing", "extracted", "reviewRequired", "inCompletion", "done", "doneAutomatically",
-    "failed", "junk", "split", "rejected", "transferred", "transferFailed",
-)  # fmt: skip
+    "new",
+    "processing",
+    "extracted",
+    "reviewRequired",
+    "inCompletion",
+    "done",
+    "doneAutomatically",
+    "failed",
+    "junk",
+    "split",
+    "rejected",
+    "transferred",
+    "transferFailed",
+)
 
 
 def _id(name: str = "id", description: str = "") -> Param:
@@ -118,80 +129,216 @@ ENRICHMENT_KINDS = {
 def _document_operations() -> list[Operation]:
     doc_id = _id(description="document id")
     return [
-        Operation("documentsGetById", "GET", "/documents/{id}", "documents.read", (doc_id,),
-                  summary="Retrieve a document by id"),
         Operation(
-            "documentsList", "GET", "/documents", "documents.read",
+            "documentsGetById",
+            "GET",
+            "/documents/{id}",
+            "documents.read",
+            (doc_id,),
+            summary="Retrieve a document by id",
+        ),
+        Operation(
+            "documentsList",
+            "GET",
+            "/documents",
+            "documents.read",
             (
                 Param("projectId", In.QUERY, repeatable=True, description="only these projects"),
-                OFFSET, LIMIT,
-                Param("sort", In.QUERY, choices=("createdAt", "-createdAt", "+createdAt", "updatedAt",
-                                                 "-updatedAt", "+updatedAt")),
+                OFFSET,
+                LIMIT,
+                Param(
+                    "sort",
+                    In.QUERY,
+                    choices=(
+                        "createdAt",
+                        "-createdAt",
+                        "+createdAt",
+                        "updatedAt",
+                        "-updatedAt",
+                        "+updatedAt",
+                    ),
+                ),
                 Param("state", In.QUERY, repeatable=True, choices=DOCUMENT_STATES),
                 Param("fileId", In.QUERY, description="only documents created from this file"),
             ),
-            paged=True, summary="Retrieve a list of documents",
+            paged=True,
+            summary="Retrieve a list of documents",
         ),
-        Operation("retrieveDocumentStates", "GET", "/documents/{id}/states", "documents.read", (doc_id,),
-                  summary="Retrieve the states a document passed through"),
-        Operation("documentUpdateExternalData", "POST", "/documents/{id}/external-data", "documents.write",
-                  (doc_id,), body=BodyKind.JSON, response=ResponseKind.EMPTY, success_status=202,
-                  summary="Replace a document's external data (flat object, max 20 keys)"),
-        Operation("documentsUpdateExternalId", "POST", "/documents/{id}/external-id", "documents.write",
-                  (doc_id,), body=BodyKind.TEXT, response=ResponseKind.EMPTY, success_status=202,
-                  summary="Set a document's external id"),
-        Operation("documentsUpdateTitle", "POST", "/documents/{id}/title", "documents.write",
-                  (doc_id,), body=BodyKind.TEXT, response=ResponseKind.EMPTY, success_status=202,
-                  summary="Set a document's title (max 256 characters)"),
-        Operation("documentsUpdateTransfer", "POST", "/documents/{id}/transfer", "documents.write",
-                  (doc_id,), body=BodyKind.JSON, response=ResponseKind.EMPTY, success_status=202,
-                  summary="Report the transfer of a document to the target system"),
-        Operation("processFileIntoDocument", "POST", "/documents/process-file", "documents.write",
-                  body=BodyKind.JSON, success_status=202, creates=True,
-                  summary="Create a document from an uploaded file"),
-    ]  # fmt: skip
+        Operation(
+            "retrieveDocumentStates",
+            "GET",
+            "/documents/{id}/states",
+            "documents.read",
+            (doc_id,),
+            summary="Retrieve the states a document passed through",
+        ),
+        Operation(
+            "documentUpdateExternalData",
+            "POST",
+            "/documents/{id}/external-data",
+            "documents.write",
+            (doc_id,),
+            body=BodyKind.JSON,
+            response=ResponseKind.EMPTY,
+            success_status=202,
+            summary="Replace a document's external data (flat object, max 20 keys)",
+        ),
+        Operation(
+            "documentsUpdateExternalId",
+            "POST",
+            "/documents/{id}/external-id",
+            "documents.write",
+            (doc_id,),
+            body=BodyKind.TEXT,
+            response=ResponseKind.EMPTY,
+            success_status=202,
+            summary="Set a document's external id",
+        ),
+        Operation(
+            "documentsUpdateTitle",
+            "POST",
+            "/documents/{id}/title",
+            "documents.write",
+            (doc_id,),
+            body=BodyKind.TEXT,
+            response=ResponseKind.EMPTY,
+            success_status=202,
+            summary="Set a document's title (max 256 characters)",
+        ),
+        Operation(
+            "documentsUpdateTransfer",
+            "POST",
+            "/documents/{id}/transfer",
+            "documents.write",
+            (doc_id,),
+            body=BodyKind.JSON,
+            response=ResponseKind.EMPTY,
+            success_status=202,
+            summary="Report the transfer of a document to the target system",
+        ),
+        Operation(
+            "processFileIntoDocument",
+            "POST",
+            "/documents/process-file",
+            "documents.write",
+            body=BodyKind.JSON,
+            success_status=202,
+            creates=True,
+            summary="Create a document from an uploaded file",
+        ),
+    ]
 
 
 def _file_and_misc_operations() -> list[Operation]:
     return [
-        Operation("uploadFile", "POST", "/files", "files.write",
-                  (Param("X-Hy-Filename", In.HEADER, max_length=256, description="file name to store"),),
-                  body=BodyKind.BINARY, success_status=201, creates=True, summary="Upload a file"),
-        Operation("retrieveFile", "GET", "/files/{id}", "files.read", (_id(description="file id"),),
-                  response=ResponseKind.BINARY, summary="Download a file"),
-        Operation("emailsContentGetByDocumentId", "GET", "/emails/{id}/content", "emails.read",
-                  (_id(description="document id"),), response=ResponseKind.BINARY,
-                  summary="Download the email content of a document as PDF"),
-        Operation("companiesGetById", "GET", "/companies/{id}", "companies.read",
-                  (_id(description="company id"),), summary="Retrieve a company by id"),
+        Operation(
+            "uploadFile",
+            "POST",
+            "/files",
+            "files.write",
+            (Param("X-Hy-Filename", In.HEADER, max_length=256, description="file name to store"),),
+            body=BodyKind.BINARY,
+            success_status=201,
+            creates=True,
+            summary="Upload a file",
+        ),
+        Operation(
+            "retrieveFile",
+            "GET",
+            "/files/{id}",
+            "files.read",
+            (_id(description="file id"),),
+            response=ResponseKind.BINARY,
+            summary="Download a file",
+        ),
+        Operation(
+            "emailsContentGetByDocumentId",
+            "GET",
+            "/emails/{id}/content",
+            "emails.read",
+            (_id(description="document id"),),
+            response=ResponseKind.BINARY,
+            summary="Download the email content of a document as PDF",
+        ),
+        Operation(
+            "companiesGetById",
+            "GET",
+            "/companies/{id}",
+            "companies.read",
+            (_id(description="company id"),),
+            summary="Retrieve a company by id",
+        ),
         Operation("companiesList", "GET", "/companies", "companies.read", summary="Retrieve all companies"),
-        Operation("projectsGetById", "GET", "/projects/{id}", "projects.read",
-                  (_id(description="project id"),), summary="Retrieve a project by id"),
-        Operation("projectsList", "GET", "/projects", "projects.read",
-                  (OFFSET, LIMIT, Param("sort", In.QUERY, choices=("-createdAt", "+createdAt")),
-                   Param("search", In.QUERY, description="text matched against project name and id")),
-                  paged=True, summary="Retrieve a list of projects"),
-        Operation("schemasGetByProjectId", "GET", "/projects/{id}/schema", "projects.read",
-                  (_id(description="project id"),), summary="Retrieve a project's schema"),
-        Operation("projectsCreate", "POST", "/projects", "projects.write", body=BodyKind.JSON,
-                  success_status=201, creates=True, summary="Create a project"),
-    ]  # fmt: skip
+        Operation(
+            "projectsGetById",
+            "GET",
+            "/projects/{id}",
+            "projects.read",
+            (_id(description="project id"),),
+            summary="Retrieve a project by id",
+        ),
+        Operation(
+            "projectsList",
+            "GET",
+            "/projects",
+            "projects.read",
+            (
+                OFFSET,
+                LIMIT,
+                Param("sort", In.QUERY, choices=("-createdAt", "+createdAt")),
+                Param("search", In.QUERY, description="text matched against project name and id"),
+            ),
+            paged=True,
+            summary="Retrieve a list of projects",
+        ),
+        Operation(
+            "schemasGetByProjectId",
+            "GET",
+            "/projects/{id}/schema",
+            "projects.read",
+            (_id(description="project id"),),
+            summary="Retrieve a project's schema",
+        ),
+        Operation(
+            "projectsCreate",
+            "POST",
+            "/projects",
+            "projects.write",
+            body=BodyKind.JSON,
+            success_status=201,
+            creates=True,
+            summary="Create a project",
+        ),
+    ]
 
 
 def _enrichment_operations() -> list[Operation]:
     operations = []
     for kind, (segment, has_lines) in ENRICHMENT_KINDS.items():
         operations.append(
-            Operation(f"insert{kind}", "POST", f"/enrichment/{segment}", "enrichment.write",
-                      (COMPANY_HEADER,), body=BodyKind.JSON,
-                      summary=f"Insert or replace {segment} master data (upsert by externalId)")
-        )  # fmt: skip
+            Operation(
+                f"insert{kind}",
+                "POST",
+                f"/enrichment/{segment}",
+                "enrichment.write",
+                (COMPANY_HEADER,),
+                body=BodyKind.JSON,
+                summary=f"Insert or replace {segment} master data (upsert by externalId)",
+            )
+        )
         delete_params = (_id("externalId", "the record's externalId"), COMPANY_HEADER)
         operations.append(
-            Operation(f"delete{kind}", "DELETE", f"/enrichment/{segment}/{{externalId}}", "enrichment.delete",
-                      delete_params + ((LINE_NUMBER,) if has_lines else ()), response=ResponseKind.EMPTY,
-                      success_status=204, summary=f"Mark {segment} master data deleted")
-        )  # fmt: skip
+            Operation(
+                f"delete{kind}",
+                "DELETE",
+                f"/enrichment/{segment}/{{externalId}}",
+                "enrichment.delete",
+                delete_params + ((LINE_NUMBER,) if has_lines else ()),
+                response=ResponseKind.EMPTY,
+                success_status=204,
+                summary=f"Mark {segment} master data deleted",
+            )
+        )
     return operations
 
 

@@ -37,7 +37,7 @@ from tasks.requests import build_request
 from tasks.validation import UPLOAD_AGAIN, validate
 from worker.classify import MAY_HAVE_BEEN_PROCESSED
 from worker.connections import Connection
-from worker.errors import HypatosError
+from worker.errors import ErrorCode, HypatosError
 from worker.leases import Attempt
 from worker.result_store import ClaimState
 from worker.runtime import Services
@@ -119,7 +119,7 @@ def _outcome_unknown(operation: Operation) -> HypatosError:
         f"an earlier attempt of this {operation.name} was interrupted after it may have reached Hypatos, "
         "and the API offers no way to check (the request asked to fail then: on_interrupted); "
         "to run it again, resubmit with a new id",
-        code="outcome_unknown",
+        code=ErrorCode.OUTCOME_UNKNOWN,
         retryable=False,
     )
 

@@ -48,8 +48,10 @@ def describe_operation(operation: Operation) -> dict[str, Any]:
 def describe_catalog() -> list[dict[str, Any]]:
     """Every operation, sorted by name, then the service operations."""
     described = [describe_operation(CATALOG[name]) for name in sorted(CATALOG)]
-    described += [{"name": name, "service": True, "summary": op.summary, "params": []}
-                  for name, op in SERVICE_OPERATIONS.items()]  # fmt: skip
+    described += [
+        {"name": name, "service": True, "summary": op.summary, "params": []}
+        for name, op in SERVICE_OPERATIONS.items()
+    ]
     return described
 
 
@@ -69,8 +71,10 @@ def format_catalog() -> str:
     lines = [
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows
     ]
-    lines += [f"{name.ljust(widths[0])}  (service operation) {op.summary}"
-              for name, op in SERVICE_OPERATIONS.items()]  # fmt: skip
+    lines += [
+        f"{name.ljust(widths[0])}  (service operation) {op.summary}"
+        for name, op in SERVICE_OPERATIONS.items()
+    ]
     return "\n".join(lines)
 
 

@@ -124,8 +124,13 @@ class ProjectWatch:
         members: set[str] = set()
         offset = 0
         while True:
-            params = {"projectId": [self._project_id], "state": self._unwanted, "sort": "-createdAt",
-                      "limit": PAGE_SIZE, "offset": offset}  # fmt: skip
+            params = {
+                "projectId": [self._project_id],
+                "state": self._unwanted,
+                "sort": "-createdAt",
+                "limit": PAGE_SIZE,
+                "offset": offset,
+            }
             envelope = await list_page(params)
             items = envelope.get("data") or [] if isinstance(envelope, dict) else []
             members.update(str(item.get("id")) for item in items if isinstance(item, dict))

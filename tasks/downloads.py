@@ -33,7 +33,7 @@ from tasks.catalog import Operation
 from tasks.outcomes import Answer
 from tasks.requests import build_request
 from worker.connections import Connection
-from worker.errors import PermanentError, ValidationError
+from worker.errors import ErrorCode, PermanentError, ValidationError
 from worker.messages import Request
 from worker.runtime import Services
 from worker.settings import WorkerSettings
@@ -49,7 +49,7 @@ _NUMBERED_TRIES = 99
 class DownloadTooLarge(PermanentError):
     """Raised when a download exceeds its cap (outbox or base64)."""
 
-    code = "payload_too_large"
+    code = ErrorCode.PAYLOAD_TOO_LARGE
 
 
 class FileSink:
@@ -183,12 +183,14 @@ def outbox_name(connection: str, request_id: str, filename: str) -> str:
     """``<connection>--<request id>--<hash>--<filename>``, filesystem-safe and unique per request."""
     key = f"{connection}\x00{request_id}".encode("utf-8", "surrogatepass")
     digest = hashlib.sha256(key).hexdigest()[:12]
-    return "--".join((
-        _safe_part(connection, _PART_LENGTHS["connection"]) or "_",
-        _safe_part(request_id, _PART_LENGTHS["request_id"]) or "_",
-        digest,
-        _safe_filename(filename, _PART_LENGTHS["filename"]),
-    ))  # fmt: skip
+    return "--".join(
+        (
+            _safe_part(connection, _PART_LENGTHS["connection"]) or "_",
+            _safe_part(request_id, _PART_LENGTHS["request_id"]) or "_",
+            digest,
+            _safe_filename(filename, _PART_LENGTHS["filename"]),
+        )
+    )
 
 
 def _content_type(headers: dict[str, str]) -> str:
@@ -209,8 +211,10 @@ def describe_download(
     """The result's ``data`` for a finished download; gives an outbox file its final name."""
     filename = download_filename(resource_id, headers)
     described: dict[str, Any] = {
-        "content_type": _content_type(headers), "filename": filename, "size": sink.size,
-    }  # fmt: skip
+        "content_type": _content_type(headers),
+        "filename": filename,
+        "size": sink.size,
+    }
     if isinstance(sink, FileSink):
         name = outbox_name(request.connection, request.id, filename)
         described["path"], described["sha256"] = sink.finish(name)

@@ -41,7 +41,7 @@ from tasks.validation import validate_request
 from worker.connections import Connection
 from worker.decoding import Decoded, echo
 from worker.envelope import Envelope
-from worker.errors import HypatosError, HypatosWorkerError, RequestError, TransientError
+from worker.errors import ErrorCode, HypatosError, HypatosWorkerError, RequestError, TransientError
 from worker.leases import Attempt
 from worker.messages import ErrorDetail, Request, Result, ResultError
 from worker.result_store import ClaimState, RequestKey
@@ -82,7 +82,7 @@ def find_connection(services: Services, name: str) -> Connection:
         log.info("unknown_connection", configured=services.connections.names())
         raise RequestError(
             f"unknown connection {name!r}: no connection of that name is configured",
-            code="unknown_connection",
+            code=ErrorCode.UNKNOWN_CONNECTION,
         )
     return connection
 
@@ -96,7 +96,7 @@ def authorize(connection: Connection, envelope: Envelope) -> None:
     raise RequestError(
         f"{who} may not use connection {connection.name!r}; its allowed_users names who may "
         "(publish with the AMQP user_id property set to your broker user)",
-        code="forbidden_connection",
+        code=ErrorCode.FORBIDDEN_CONNECTION,
     )
 
 
@@ -106,7 +106,7 @@ def find_operation(name: str) -> Operation:
     if operation is None:
         raise RequestError(
             f"unknown operation {name!r}; `hypatos-worker operations` lists the catalog",
-            code="unknown_operation",
+            code=ErrorCode.UNKNOWN_OPERATION,
         )
     return operation
 
@@ -232,8 +232,8 @@ def defer_or_fail(services: Services, outcome: _Outcome, error: TransientError) 
     settings = services.settings
     attempts = outcome.envelope.attempts_before + error.attempts
     elapsed_s = time.time() - outcome.envelope.first_received_at
-    delay_s = broker_delay_s(error, outcome.envelope.deferrals, services.policy, settings.retry_max_delay_s)
-    if attempts < settings.retry_max_attempts and elapsed_s + delay_s < settings.retry_max_elapsed_s:
+    delay_s = broker_delay_s(error, outcome.envelope.deferrals, services.policy, settings.broker_wait_max_s)
+    if attempts < settings.request_attempts and elapsed_s + delay_s < settings.request_budget_s:
         raise Deferral(delay_s, attempts, error.code)
     return outcome.failure(error, f"retry budget spent ({attempts} attempts over {elapsed_s:.0f} s)")
 
@@ -249,7 +249,7 @@ async def run_attempt(services: Services, planned: Plan, outcome: _Outcome, atte
         if attempt.state is ClaimState.HELD:
             raise TransientError(
                 "another attempt of this request is running; waiting for its result",
-                code="in_progress",
+                code=ErrorCode.IN_PROGRESS,
                 retry_after_s=services.settings.claim_lease_s / 2,
             )
         service_operation = planned.service_operation
@@ -271,7 +271,7 @@ def _id_conflict(outcome: _Outcome) -> Result:
         RequestError(
             "this id was used on this connection by a different request (another operation, parameters, "
             "body or file); ids are idempotency keys: use a new id for a new request",
-            code="id_conflict",
+            code=ErrorCode.ID_CONFLICT,
         )
     )
 

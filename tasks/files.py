@@ -167,8 +167,10 @@ def _from_base64(file: FileInput, settings: WorkerSettings) -> bytes:
 def _content_type(file: FileInput, head: bytes) -> str:
     content_type = (file.content_type or sniff(head) or "").split(";")[0].strip().lower()
     if content_type not in SUPPORTED_TYPES:
-        raise _invalid("file.content_type", f"must be one of {', '.join(sorted(SUPPORTED_TYPES))} "
-                                            "(given or detected from the bytes)")  # fmt: skip
+        raise _invalid(
+            "file.content_type",
+            f"must be one of {', '.join(sorted(SUPPORTED_TYPES))} (given or detected from the bytes)",
+        )
     return content_type
 
 
@@ -188,8 +190,11 @@ def _filename(file: FileInput, filename_param: str | None, default_name: str | N
     encoded = header_filename(name)
     if len(encoded) > MAX_FILENAME_LENGTH:
         hint = " (give a shorter `file.filename`)" if field == "file.path" else ""
-        raise _invalid(field, f"the file name is {len(encoded)} characters once percent-encoded; "
-                              f"{FILENAME_HEADER} takes at most {MAX_FILENAME_LENGTH}{hint}")  # fmt: skip
+        raise _invalid(
+            field,
+            f"the file name is {len(encoded)} characters once percent-encoded; "
+            f"{FILENAME_HEADER} takes at most {MAX_FILENAME_LENGTH}{hint}",
+        )
     return encoded or None
 
 

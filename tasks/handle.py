@@ -85,10 +85,21 @@ async def _answer_reported(
     events = publisher.events
     assert events is not None
     task_id, started = uuid.uuid4().hex, time.monotonic()
-    summary = {"id": decoded.id, "connection": echo(decoded.document.get("connection")),
-               "operation": echo(decoded.document.get("operation"))}  # fmt: skip
-    await events.send("task-received", uuid=task_id, name=TASK_NAME, args="()", kwargs=repr(summary),
-                      retries=envelope.deferrals, root_id=task_id, parent_id=None)  # fmt: skip
+    summary = {
+        "id": decoded.id,
+        "connection": echo(decoded.document.get("connection")),
+        "operation": echo(decoded.document.get("operation")),
+    }
+    await events.send(
+        "task-received",
+        uuid=task_id,
+        name=TASK_NAME,
+        args="()",
+        kwargs=repr(summary),
+        retries=envelope.deferrals,
+        root_id=task_id,
+        parent_id=None,
+    )
     await events.send("task-started", uuid=task_id)
     outcome: dict[str, Any] = {}
     settle = await _answer(delivery, decoded, envelope, publisher, services, outcome)

@@ -19,7 +19,7 @@ from tasks.catalog import Operation
 from tasks.outcomes import Answer
 from tasks.requests import build_request
 from worker.connections import Connection
-from worker.errors import PermanentError
+from worker.errors import ErrorCode, PermanentError
 from worker.runtime import Services
 
 #: The API's largest page.
@@ -29,7 +29,7 @@ MAX_PAGE_SIZE = 50
 class ResultTooLarge(PermanentError):
     """Raised when the pages of an ``all_pages`` walk add up to more than ``HYPATOS_MAX_RESULT_BYTES``."""
 
-    code = "result_too_large"
+    code = ErrorCode.RESULT_TOO_LARGE
 
 
 def _too_large(limit: int, pages: int, items: int) -> ResultTooLarge:
@@ -42,7 +42,7 @@ def _too_large(limit: int, pages: int, items: int) -> ResultTooLarge:
 def _page_items(page: Any) -> tuple[list[Any], int | None]:
     if not isinstance(page, dict) or not isinstance(page.get("data"), list):
         raise PermanentError(
-            "a list page did not have the {data, totalCount} envelope", code="unexpected_response"
+            "a list page did not have the {data, totalCount} envelope", code=ErrorCode.UNEXPECTED_RESPONSE
         )
     total = page.get("totalCount")
     return page["data"], total if isinstance(total, int) else None
@@ -75,6 +75,12 @@ async def fetch_all_pages(
         if len(batch) < limit or (total is not None and offset >= total):
             break
     truncated = total is not None and start + len(items) < total
-    data = {"data": items, "totalCount": total, "offset": start, "limit": page_size, "pages": pages,
-            "truncated": truncated}  # fmt: skip
+    data = {
+        "data": items,
+        "totalCount": total,
+        "offset": start,
+        "limit": page_size,
+        "pages": pages,
+        "truncated": truncated,
+    }
     return Answer(status, data, attempts)

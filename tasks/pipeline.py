@@ -40,7 +40,7 @@ from tasks.requests import build_request
 from tasks.validation import validate
 from worker.classify import MAY_HAVE_BEEN_PROCESSED
 from worker.connections import Connection
-from worker.errors import HypatosError, PermanentError, TransientError
+from worker.errors import ErrorCode, HypatosError, PermanentError, TransientError
 from worker.leases import Attempt
 from worker.messages import FileInput, Request
 from worker.retry import broker_delay_s
@@ -125,7 +125,7 @@ class DocumentJourney:
             response = await self.call("upload", "uploadFile", {}, upload=upload)
         answer = response.decoded()
         if not isinstance(answer, dict) or not answer.get("id"):
-            raise PermanentError("uploadFile answered without a file id", code="unexpected_response")
+            raise PermanentError("uploadFile answered without a file id", code=ErrorCode.UNEXPECTED_RESPONSE)
         self.journey.file_id = str(answer["id"])
         await self.save()
         log.info("document_file_uploaded", file_id=self.journey.file_id, uploads=self.journey.uploads)
@@ -158,7 +158,7 @@ class DocumentJourney:
         answer = response.decoded()
         if not isinstance(answer, dict) or not answer.get("documentId"):
             raise PermanentError(
-                "processFileIntoDocument answered without a document id", code="unexpected_response"
+                "processFileIntoDocument answered without a document id", code=ErrorCode.UNEXPECTED_RESPONSE
             )
         return answer
 
@@ -193,7 +193,9 @@ class DocumentJourney:
         document_id = str(self.journey.document_id)
         document = (await self.call("fetch", "documentsGetById", {"id": document_id})).decoded()
         if not isinstance(document, dict):
-            raise PermanentError("documentsGetById answered without a document", code="unexpected_response")
+            raise PermanentError(
+                "documentsGetById answered without a document", code=ErrorCode.UNEXPECTED_RESPONSE
+            )
         self.journey.state = str(document.get("state"))
         states = None
         if "states" in self.spec.options.include:
@@ -220,7 +222,7 @@ class DocumentJourney:
         error = HypatosError(
             f"processDocument deadline of {self.spec.options.deadline_s:.0f} s passed: {why}; "
             "resubmit the same request to go on from where it stopped",
-            code="timeout",
+            code=ErrorCode.TIMEOUT,
             retryable=True,
             data=self.journey.summary(time.time()),
         )
@@ -242,7 +244,7 @@ class DocumentJourney:
             return self.timeout(f"the last attempt failed: {error.message}")
         settings = self.services.settings
         delay_s = broker_delay_s(
-            error, self.journey.retries, self.services.policy, settings.retry_max_delay_s
+            error, self.journey.retries, self.services.policy, settings.broker_wait_max_s
         )
         self.journey.retries += 1
         return Deferral(min(delay_s, max(self.deadline_at - now, 1.0)), 0, error.code)
@@ -257,7 +259,7 @@ class DocumentJourney:
             wanted = ", ".join(self.spec.options.wait_for)
             error = PermanentError(
                 f"the document settled in state {self.journey.state!r}, which is not waited for ({wanted})",
-                code="state_not_wanted",
+                code=ErrorCode.STATE_NOT_WANTED,
                 data=data,
             )
             error.attempts = self.journey.api_calls
@@ -289,7 +291,7 @@ class DocumentJourney:
 
 
 #: Failures the journey raises itself, already carrying its summary.
-_OWN_FAILURES = ("timeout", "state_not_wanted")
+_OWN_FAILURES = (ErrorCode.TIMEOUT, ErrorCode.STATE_NOT_WANTED)
 
 
 async def _save_quietly(trip: DocumentJourney, code: str) -> None:

@@ -22,10 +22,20 @@ from worker.messages import Request
 
 #: Where a document stands in its lifecycle; a document only ever moves to the same or a later stage.
 STAGES: dict[str, int] = {
-    "new": 0, "processing": 1, "extracted": 2, "reviewRequired": 2, "inCompletion": 3,
-    "done": 4, "doneAutomatically": 4, "failed": 4, "junk": 4, "rejected": 4, "split": 4,
-    "transferred": 5, "transferFailed": 5,
-}  # fmt: skip
+    "new": 0,
+    "processing": 1,
+    "extracted": 2,
+    "reviewRequired": 2,
+    "inCompletion": 3,
+    "done": 4,
+    "doneAutomatically": 4,
+    "failed": 4,
+    "junk": 4,
+    "rejected": 4,
+    "split": 4,
+    "transferred": 5,
+    "transferFailed": 5,
+}
 assert set(STAGES) == set(DOCUMENT_STATES)
 #: States a document does not leave by processing alone; the default of ``wait_for``.
 PROCESSED_STATES = ("done", "doneAutomatically", "failed", "junk", "rejected", "split")
@@ -120,8 +130,11 @@ def _check_params(request: Request, problems: Problems) -> tuple[str | None, str
     if project_id is None and "projectId" not in request.params:
         problems.append({"field": "params.projectId", "message": "is required"})
     file_id = _text_param(request.params, "fileId", problems)
-    given = [name for name, value in (("file", request.file), ("params.fileId", request.params.get("fileId")))
-             if value is not None]  # fmt: skip
+    given = [
+        name
+        for name, value in (("file", request.file), ("params.fileId", request.params.get("fileId")))
+        if value is not None
+    ]
     if len(given) != 1:
         message = "give exactly one of `file` (to upload) and `params.fileId` (a file uploaded earlier)"
         problems.append({"field": "file", "message": message})

@@ -34,7 +34,7 @@ from worker.diagnose import (
     ConnectionReport,
     check_connection,
 )
-from worker.errors import HypatosError, ValidationError
+from worker.errors import ErrorCode, HypatosError, ValidationError
 from worker.leases import Attempt
 from worker.messages import Request
 from worker.runtime import Services
@@ -114,7 +114,7 @@ async def answer_test_connection(services: Services, connection: Connection, rec
         summary = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in failed)
         error = HypatosError(
             f"connection {connection.name!r} is not usable: {summary}",
-            code="connection_unusable",
+            code=ErrorCode.CONNECTION_UNUSABLE,
             retryable=False,
             data=data,
         )

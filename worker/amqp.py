@@ -37,4 +37,4 @@ def amqp_url(broker_url: str, *, heartbeat_s: int = 30) -> URL:
 
 def queue_declare_arguments(queue: Queue) -> dict[str, Any]:
     """The ``x-*`` arguments a queue is declared with."""
-    return dict(queue.queue_arguments or {})
+    return dict(getattr(queue, "queue_arguments", None) or {})

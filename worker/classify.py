@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from worker.errors import ErrorCode
+
 
 class Action(enum.Enum):
     """What the client does next."""
@@ -30,7 +32,8 @@ class Resolution:
     """The decision for one answer, with the result's error code and an operator-facing message."""
 
     action: Action
-    code: str = ""
+    #: The result's error code; None for an answer that is not an error.
+    code: ErrorCode | None = None
     message: str = ""
 
     @property
@@ -43,38 +46,44 @@ SUCCESS = Resolution(Action.SUCCESS)
 
 #: API answers (not the token endpoint) by status code.
 API_STATUS: Mapping[int, Resolution] = {
-    400: Resolution(Action.FAIL, "bad_request", "Hypatos rejected the request as malformed"),
+    400: Resolution(Action.FAIL, ErrorCode.BAD_REQUEST, "Hypatos rejected the request as malformed"),
     401: Resolution(
-        Action.REFRESH_TOKEN_THEN_RETRY, "auth_failed", "Hypatos refused the access token, even a fresh one"
+        Action.REFRESH_TOKEN_THEN_RETRY,
+        ErrorCode.AUTH_FAILED,
+        "Hypatos refused the access token, even a fresh one",
     ),
     403: Resolution(
         Action.FAIL,
-        "forbidden",
+        ErrorCode.FORBIDDEN,
         "the connection's API client lacks the scope this operation needs; grant it or fix `scope`",
     ),
-    404: Resolution(Action.FAIL, "not_found", "Hypatos has no such resource"),
-    409: Resolution(Action.FAIL, "conflict", "Hypatos reported a conflict with the resource's state"),
-    413: Resolution(Action.FAIL, "payload_too_large", "Hypatos refused the body as too large"),
-    415: Resolution(Action.FAIL, "unsupported_media_type", "Hypatos does not accept this content type"),
-    422: Resolution(Action.FAIL, "unprocessable_entity", "Hypatos rejected the payload's content"),
-    429: Resolution(Action.RATE_LIMITED, "rate_limited", "the API client's rate limit is spent"),
+    404: Resolution(Action.FAIL, ErrorCode.NOT_FOUND, "Hypatos has no such resource"),
+    409: Resolution(Action.FAIL, ErrorCode.CONFLICT, "Hypatos reported a conflict with the resource's state"),
+    413: Resolution(Action.FAIL, ErrorCode.PAYLOAD_TOO_LARGE, "Hypatos refused the body as too large"),
+    415: Resolution(
+        Action.FAIL, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Hypatos does not accept this content type"
+    ),
+    422: Resolution(Action.FAIL, ErrorCode.UNPROCESSABLE_ENTITY, "Hypatos rejected the payload's content"),
+    429: Resolution(Action.RATE_LIMITED, ErrorCode.RATE_LIMITED, "the API client's rate limit is spent"),
 }
 
 #: Token endpoint answers that differ from `API_STATUS`: refused credentials are final.
 TOKEN_STATUS: Mapping[int, Resolution] = {
     400: Resolution(
         Action.FAIL,
-        "auth_failed",
+        ErrorCode.AUTH_FAILED,
         "the token endpoint refused the request: check client_id, client_secret and scope",
     ),
     401: Resolution(
         Action.FAIL,
-        "auth_failed",
+        ErrorCode.AUTH_FAILED,
         "the token endpoint refused the client credentials: check client_id and client_secret",
     ),
-    403: Resolution(Action.FAIL, "auth_failed", "the token endpoint refused the requested scope"),
+    403: Resolution(Action.FAIL, ErrorCode.AUTH_FAILED, "the token endpoint refused the requested scope"),
     404: Resolution(
-        Action.FAIL, "token_endpoint_not_found", "no token endpoint at access_token_url: check the URL"
+        Action.FAIL,
+        ErrorCode.TOKEN_ENDPOINT_NOT_FOUND,
+        "no token endpoint at access_token_url: check the URL",
     ),
 }
 
@@ -87,9 +96,11 @@ def token_request_outcome(status: int) -> str:
     return TOKEN_REQUEST_OUTCOMES.get(status, "error")
 
 
-_SERVER_ERROR = Resolution(Action.RETRY, "server_error", "Hypatos answered with a server error")
-_OTHER_CLIENT_ERROR = Resolution(Action.FAIL, "rejected", "Hypatos rejected the request")
-_UNEXPECTED = Resolution(Action.FAIL, "unexpected_status", "Hypatos answered with an unexpected status")
+_SERVER_ERROR = Resolution(Action.RETRY, ErrorCode.SERVER_ERROR, "Hypatos answered with a server error")
+_OTHER_CLIENT_ERROR = Resolution(Action.FAIL, ErrorCode.REJECTED, "Hypatos rejected the request")
+_UNEXPECTED = Resolution(
+    Action.FAIL, ErrorCode.UNEXPECTED_STATUS, "Hypatos answered with an unexpected status"
+)
 
 
 def classify_status(status: int, *, table: Mapping[int, Resolution] = API_STATUS) -> Resolution:
@@ -111,26 +122,32 @@ def classify_status(status: int, *, table: Mapping[int, Resolution] = API_STATUS
 EXCEPTIONS: tuple[tuple[type[BaseException], Resolution], ...] = (
     (
         aiohttp.ClientSSLError,
-        Resolution(Action.FAIL, "tls_error", "TLS handshake with Hypatos failed: check the URL and CA store"),
+        Resolution(
+            Action.FAIL, ErrorCode.TLS_ERROR, "TLS handshake with Hypatos failed: check the URL and CA store"
+        ),
     ),
     (
         aiohttp.ConnectionTimeoutError,
-        Resolution(Action.RETRY, "network_error", "could not connect to Hypatos in time: check the network"),
+        Resolution(
+            Action.RETRY, ErrorCode.NETWORK_ERROR, "could not connect to Hypatos in time: check the network"
+        ),
     ),
     (
         aiohttp.ClientConnectorError,
-        Resolution(Action.RETRY, "network_error", "could not connect to Hypatos: check the URL and network"),
+        Resolution(
+            Action.RETRY, ErrorCode.NETWORK_ERROR, "could not connect to Hypatos: check the URL and network"
+        ),
     ),
-    (asyncio.TimeoutError, Resolution(Action.RETRY, "timeout", "Hypatos did not answer in time")),
+    (asyncio.TimeoutError, Resolution(Action.RETRY, ErrorCode.TIMEOUT, "Hypatos did not answer in time")),
     (
         aiohttp.ClientError,
-        Resolution(Action.RETRY, "connection_lost", "the connection to Hypatos was lost mid-request"),
+        Resolution(Action.RETRY, ErrorCode.CONNECTION_LOST, "the connection to Hypatos was lost mid-request"),
     ),
 )
 
 #: Error codes after which the request may have been processed although no answer arrived.  A call
 #: that creates something is not repeated blindly after these (see `tasks.creation`).
-MAY_HAVE_BEEN_PROCESSED = frozenset({"timeout", "connection_lost"})
+MAY_HAVE_BEEN_PROCESSED = frozenset({ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST})
 
 
 def classify_exception(error: BaseException) -> Resolution:

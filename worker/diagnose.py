@@ -28,7 +28,7 @@ import structlog
 from worker import refusals
 from worker.classify import API_STATUS, TOKEN_STATUS, Action, Resolution, classify_status, retry_after_s
 from worker.connections import Connection
-from worker.errors import HypatosError
+from worker.errors import ErrorCode, HypatosError
 from worker.logging import secret_registry
 from worker.tokens import token_request
 from worker.transport import ApiResponse, Transport
@@ -132,7 +132,7 @@ async def _timed(
     except HypatosError as exc:
         return _Exchange(url, _ms(clock() - started), error=exc)
     except TimeoutError:
-        error = HypatosError(f"no answer within {timeout_s:g} s", code="timeout")
+        error = HypatosError(f"no answer within {timeout_s:g} s", code=ErrorCode.TIMEOUT)
         return _Exchange(url, _ms(clock() - started), error=error)
     return _Exchange(url, _ms(clock() - started), response=response)
 
@@ -236,7 +236,7 @@ def _reachable_check(exchange: _Exchange) -> Check:
             ENDPOINT_REACHABLE, OK, f"token endpoint {url} answered (HTTP {exchange.response.status})"
         )
     assert exchange.error is not None
-    if exchange.error.code == "tls_error":
+    if exchange.error.code == ErrorCode.TLS_ERROR:
         return Check(ENDPOINT_REACHABLE, OK, f"connected to {url}, but the TLS handshake failed")
     return Check(
         ENDPOINT_REACHABLE,
@@ -249,7 +249,7 @@ def _reachable_check(exchange: _Exchange) -> Check:
 def _tls_check(exchange: _Exchange) -> Check:
     if urlsplit(exchange.url).scheme != "https":
         return Check(TLS, SKIPPED, "plain http (custom endpoint)")
-    if exchange.error is not None and exchange.error.code == "tls_error":
+    if exchange.error is not None and exchange.error.code == ErrorCode.TLS_ERROR:
         return Check(TLS, FAILED, f"TLS handshake failed: {_error_summary(exchange.error)}", refusals.TLS_FIX)
     if exchange.response is None:
         return Check(TLS, SKIPPED, "not run: the token endpoint could not be reached")
@@ -331,7 +331,7 @@ def _api_check(
 ) -> Check:
     label = _call_label(call)
     if exchange.error is not None:
-        fix = refusals.TLS_FIX if exchange.error.code == "tls_error" else refusals.NETWORK_FIX
+        fix = refusals.TLS_FIX if exchange.error.code == ErrorCode.TLS_ERROR else refusals.NETWORK_FIX
         return Check(API_CALL, FAILED, f"{label} failed: {_error_summary(exchange.error)}", fix)
     assert exchange.response is not None
     status = exchange.response.status

@@ -15,13 +15,60 @@ message written for the operator.  No exception text ever contains a secret or a
 
 from __future__ import annotations
 
+import enum
 from typing import Any
+
+
+class ErrorCode(enum.StrEnum):
+    """Every error code a failed result can carry: the README's "Error codes" table, one member each.
+
+    A member is its text (``ErrorCode.NOT_FOUND == "not_found"``), so results, logs and metric
+    labels carry the plain string; code compares members, never string literals.  ``INTERNAL_ERROR``,
+    ``CONFIG_ERROR``, ``HYPATOS_ERROR`` and ``UNAVAILABLE`` are the defaults of the exception tree
+    and never reach a result on their own.
+    """
+
+    AUTH_FAILED = "auth_failed"
+    BAD_REQUEST = "bad_request"
+    CONFIG_ERROR = "config_error"
+    CONFLICT = "conflict"
+    CONNECTION_LOST = "connection_lost"
+    CONNECTION_UNUSABLE = "connection_unusable"
+    FORBIDDEN = "forbidden"
+    FORBIDDEN_CONNECTION = "forbidden_connection"
+    HYPATOS_ERROR = "hypatos_error"
+    ID_CONFLICT = "id_conflict"
+    IN_PROGRESS = "in_progress"
+    INTERNAL_ERROR = "internal_error"
+    INVALID_REQUEST = "invalid_request"
+    NETWORK_ERROR = "network_error"
+    NOT_FOUND = "not_found"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    RATE_LIMITED = "rate_limited"
+    REJECTED = "rejected"
+    RESULT_TOO_LARGE = "result_too_large"
+    SERVER_ERROR = "server_error"
+    STATE_NOT_WANTED = "state_not_wanted"
+    STATE_STORE_UNAVAILABLE = "state_store_unavailable"
+    TIMEOUT = "timeout"
+    TLS_ERROR = "tls_error"
+    TOKEN_ENDPOINT_ERROR = "token_endpoint_error"
+    TOKEN_ENDPOINT_NOT_FOUND = "token_endpoint_not_found"
+    UNAVAILABLE = "unavailable"
+    UNEXPECTED_RESPONSE = "unexpected_response"
+    UNEXPECTED_STATUS = "unexpected_status"
+    UNKNOWN_CONNECTION = "unknown_connection"
+    UNKNOWN_OPERATION = "unknown_operation"
+    UNPROCESSABLE_ENTITY = "unprocessable_entity"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    VALIDATION_ERROR = "validation_error"
 
 
 class HypatosWorkerError(Exception):
     """Root of every error this service raises on purpose."""
 
-    code = "internal_error"
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
     retryable = False
     #: What a failed result reports; subclasses that know more set these.
     details: list[dict[str, str]] | None = None
@@ -29,7 +76,7 @@ class HypatosWorkerError(Exception):
     data: Any = None
     attempts = 0
 
-    def __init__(self, message: str, *, code: str | None = None, retryable: bool | None = None) -> None:
+    def __init__(self, message: str, *, code: ErrorCode | None = None, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -41,16 +88,16 @@ class HypatosWorkerError(Exception):
 class ConfigError(HypatosWorkerError):
     """Raised when the settings or the connections file are invalid."""
 
-    code = "config_error"
+    code = ErrorCode.CONFIG_ERROR
 
 
 class RequestError(HypatosWorkerError):
     """Raised when a request message can never succeed as sent."""
 
-    code = "invalid_request"
+    code = ErrorCode.INVALID_REQUEST
 
     def __init__(
-        self, message: str, *, code: str | None = None, details: list[dict[str, str]] | None = None
+        self, message: str, *, code: ErrorCode | None = None, details: list[dict[str, str]] | None = None
     ) -> None:
         super().__init__(message, code=code)
         #: Each field at fault: ``{"field": ..., "message": ...}``.
@@ -60,7 +107,7 @@ class RequestError(HypatosWorkerError):
 class ValidationError(RequestError):
     """Raised when parameters or body do not match the operation's declaration."""
 
-    code = "validation_error"
+    code = ErrorCode.VALIDATION_ERROR
 
     def __init__(self, message: str, details: list[dict[str, str]]) -> None:
         super().__init__(message, details=details)
@@ -69,13 +116,13 @@ class ValidationError(RequestError):
 class HypatosError(HypatosWorkerError):
     """Raised when the Hypatos API, or the network to it, fails a call."""
 
-    code = "hypatos_error"
+    code = ErrorCode.HYPATOS_ERROR
 
     def __init__(
         self,
         message: str,
         *,
-        code: str | None = None,
+        code: ErrorCode | None = None,
         retryable: bool | None = None,
         http_status: int | None = None,
         data: Any = None,
@@ -105,13 +152,13 @@ class HypatosError(HypatosWorkerError):
 class CredentialsRefused(HypatosError):
     """Raised when the token endpoint refuses the client id, secret or scope (400/401)."""
 
-    code = "auth_failed"
+    code = ErrorCode.AUTH_FAILED
 
 
 class TransientError(HypatosError):
     """Raised for failures that may pass: 429, 5xx, timeouts and dropped connections."""
 
-    code = "unavailable"
+    code = ErrorCode.UNAVAILABLE
     retryable = True
 
 

@@ -13,20 +13,24 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 log = structlog.get_logger(__name__)
 
 REQUESTS = Counter(
-    "hypatos_requests_total", "Requests finished, by operation, status and error code.",
+    "hypatos_requests_total",
+    "Requests finished, by operation, status and error code.",
     ["operation", "status", "error_code"],
-)  # fmt: skip
+)
 REQUEST_DURATION = Histogram(
-    "hypatos_request_duration_seconds", "Time to execute a request (last delivery), by operation.",
-    ["operation"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-)  # fmt: skip
+    "hypatos_request_duration_seconds",
+    "Time to execute a request (last delivery), by operation.",
+    ["operation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
 API_ATTEMPTS = Counter(
     "hypatos_api_attempts_total", "HTTP calls made to the Hypatos API, by operation.", ["operation"]
 )
 DEFERRED = Counter(
-    "hypatos_requests_deferred_total", "Requests sent back to the broker to retry later, by error code.",
+    "hypatos_requests_deferred_total",
+    "Requests sent back to the broker to retry later, by error code.",
     ["error_code"],
-)  # fmt: skip
+)
 REPLAYED = Counter("hypatos_requests_replayed_total", "Stored results published again for a repeated id.")
 IN_FLIGHT = Gauge("hypatos_requests_in_flight", "Requests being executed by this process.")
 TOKEN_REQUESTS = Counter(
@@ -49,9 +53,11 @@ API_RESPONSES = Counter(
     ["connection", "status_class"],
 )
 QUOTA_WAIT = Histogram(
-    "hypatos_quota_wait_seconds", "Time API calls waited in the worker for a slot in the connection's quota.",
-    ["connection"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
-)  # fmt: skip
+    "hypatos_quota_wait_seconds",
+    "Time API calls waited in the worker for a slot in the connection's quota.",
+    ["connection"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
 QUOTA_SLOTS_MISSED = Counter(
     "hypatos_quota_slots_missed_total",
     "Quota slots let pass because the process woke up too late for them (a sign of an overloaded host).",

@@ -20,7 +20,7 @@ process's memory):
 - otherwise `QuotaWait` (a `TransientError`, code ``rate_limited``) sends the request back to the
   broker until its return slot: deferrals are spread over time at the quota's rate, so a backlog
   comes back in order and is deferred about once, and a deferral makes no call, so it spends none
-  of the request's HTTP attempts.  Return slots reach ``HYPATOS_RETRY_MAX_DELAY_S`` ahead at most;
+  of the request's HTTP attempts.  Return slots reach ``HYPATOS_BROKER_WAIT_MAX_S`` ahead at most;
   requests beyond that come back within it and ask again.
 
 Redis is shared, never required: while it is unreachable, each process keeps its own schedule
@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 from worker import metrics
 from worker.classify import retry_after_s
 from worker.connections import Connection
-from worker.errors import TransientError
+from worker.errors import ErrorCode, TransientError
 from worker.quota_schedule import Ask, Decision, MemorySchedule, RedisSchedule, Schedule, Verdict
 from worker.retry import Sleep
 from worker.settings import WorkerSettings
@@ -70,7 +70,7 @@ MAX_MISSED = 3
 class QuotaWait(TransientError):
     """Raised when a connection's quota has no slot soon enough: the request waits on the broker."""
 
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
 
 
 def quota_key(connection_name: str) -> str:
@@ -84,7 +84,8 @@ def advertised_quotas(headers: Mapping[str, str]) -> list[tuple[float, float]]:
     The header reads ``<quota>, <quota>;w=<window s>[, ...]``: the current quota, then the policies.
     The policies count when there are any; a quota without a window is taken per second.
     """
-    policies, bare = [], []
+    policies: list[tuple[float, float]] = []
+    bare: list[tuple[float, float]] = []
     for item in (headers.get("x-ratelimit-limit") or "").split(","):
         limit, _, params = item.strip().partition(";")
         window = None
@@ -105,8 +106,9 @@ def usable_rate(quotas: list[tuple[float, float]], share: float) -> float | None
     2 or more): a server counting calls in fixed windows then takes one call delayed into the next
     window without a 429.
     """
-    rates = [(min(calls * share, calls - 1) if calls >= 2 else calls * share) / window
-             for calls, window in quotas]  # fmt: skip
+    rates = [
+        (min(calls * share, calls - 1) if calls >= 2 else calls * share) / window for calls, window in quotas
+    ]
     return min(rates) if rates else None
 
 
@@ -328,7 +330,7 @@ def open_quota(settings: WorkerSettings) -> FleetQuota:
     policy = QuotaPolicy(
         inline_wait_max_s=settings.inline_wait_max_s,
         max_waiting=max(1, settings.concurrency // 4),
-        horizon_s=settings.retry_max_delay_s,
+        horizon_s=settings.broker_wait_max_s,
         learn=settings.quota_learn,
     )
     shared = None

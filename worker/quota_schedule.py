@@ -91,8 +91,15 @@ class Ask:
 
     def args(self) -> list[str]:
         """The script's ARGV."""
-        values = (self.rate, self.burst, self.inline_ms, self.horizon_ms, self.probe_ms, self.probe_calls,
-                  1 if self.learn else 0)  # fmt: skip
+        values = (
+            self.rate,
+            self.burst,
+            self.inline_ms,
+            self.horizon_ms,
+            self.probe_ms,
+            self.probe_calls,
+            1 if self.learn else 0,
+        )
         return [repr(float(value)) for value in values]
 
 

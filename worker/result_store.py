@@ -237,7 +237,7 @@ class RedisResultStore:
 
     async def claim(self, key: RequestKey, owner: str, lease_s: float) -> Claim:
         now = time.time()
-        args = [owner, int(lease_s * 1000), key.fingerprint, repr(now), self._ttl_ms]
+        args: list[str | int] = [owner, int(lease_s * 1000), key.fingerprint, repr(now), self._ttl_ms]
         stored, marker, taken = await self._claim(keys=self._keys(key), args=args)
         return claim_from(key, stored or None, marker or None, lease_taken=bool(taken), now=now)
 

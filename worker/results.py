@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import structlog
 
+from worker.errors import ErrorCode
 from worker.logging import redact_text
 from worker.messages import Result, ResultError
 
@@ -47,7 +48,7 @@ def serialize_result(result: Result, *, scope: str | None, max_bytes: int) -> tu
     if text is None:
         result = _replaced(
             result,
-            "unexpected_response",
+            ErrorCode.UNEXPECTED_RESPONSE,
             "Hypatos answered with a body that cannot be relayed as JSON "
             "(nested too deeply, or not valid Unicode)",
         )
@@ -56,7 +57,7 @@ def serialize_result(result: Result, *, scope: str | None, max_bytes: int) -> tu
     if len(body) > max_bytes:
         result = _replaced(
             result,
-            "result_too_large",
+            ErrorCode.RESULT_TOO_LARGE,
             f"the result is {len(body)} bytes, more than HYPATOS_MAX_RESULT_BYTES ({max_bytes}); "
             "ask for less (max_items, narrower filters) or download files to the outbox",
         )

@@ -64,9 +64,9 @@ class WorkerSettings(BaseSettings):
     redis_prefix: str = "hypatos:"
     result_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     claim_lease_s: float = Field(default=30.0, gt=0)
-    retry_max_attempts: int = Field(default=12, ge=1)
-    retry_max_elapsed_s: float = Field(default=1800.0, gt=0)
-    retry_max_delay_s: float = Field(default=300.0, gt=0)
+    request_attempts: int = Field(default=12, ge=1)
+    request_budget_s: float = Field(default=1800.0, gt=0)
+    broker_wait_max_s: float = Field(default=300.0, gt=0)
     inline_wait_max_s: float = Field(default=5.0, ge=0)
     quota_learn: bool = True
     shutdown_timeout_s: float = Field(default=30.0, gt=0)

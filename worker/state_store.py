@@ -29,7 +29,7 @@ from urllib.parse import quote
 import redis.asyncio as aioredis
 import structlog
 
-from worker.errors import TransientError
+from worker.errors import ErrorCode, TransientError
 from worker.redis_scripts import DELETE_IF_OWNER
 from worker.settings import WorkerSettings
 
@@ -40,7 +40,7 @@ T = TypeVar("T")
 class StateStoreUnavailable(TransientError):
     """Raised when the state store (Redis) cannot be read or written."""
 
-    code = "state_store_unavailable"
+    code = ErrorCode.STATE_STORE_UNAVAILABLE
 
 
 def scoped_key(kind: str, connection: str, *parts: str) -> str:

@@ -58,8 +58,14 @@ class TaskEvents:
         channel = self._channel
         if channel is None or channel.is_closed or not self._wanted():
             return
-        event = Event(event_type, hostname=self._hostname, utcoffset=utcoffset(), pid=os.getpid(),
-                      clock=self._clock(), **fields)  # fmt: skip
+        event = Event(
+            event_type,
+            hostname=self._hostname,
+            utcoffset=utcoffset(),
+            pid=os.getpid(),
+            clock=self._clock(),
+            **fields,
+        )
         properties = Basic.Properties(
             content_type="application/json", content_encoding="utf-8", delivery_mode=1
         )

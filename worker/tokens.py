@@ -26,7 +26,7 @@ import structlog
 from worker import constants, metrics
 from worker.classify import TOKEN_STATUS, Action, classify_status, retry_after_s, token_request_outcome
 from worker.connections import Connection
-from worker.errors import CredentialsRefused, PermanentError, TransientError
+from worker.errors import CredentialsRefused, ErrorCode, PermanentError, TransientError
 from worker.logging import secret_registry
 from worker.retry import RetryPolicy, Sleep, build_retrying
 from worker.token_cache import SharedToken, SharedTokenCache
@@ -252,7 +252,7 @@ class TokenProvider:
                 http_status=response.status,
                 retry_after_s=retry_after_s(response.status, response.headers),
             )
-        if resolution.code == "auth_failed":
+        if resolution.code == ErrorCode.AUTH_FAILED:
             raise CredentialsRefused(message, http_status=response.status)
         raise PermanentError(message, code=resolution.code, http_status=response.status)
 
@@ -262,7 +262,7 @@ class TokenProvider:
         if not isinstance(value, str) or not value:
             raise PermanentError(
                 f"connection {connection.name!r}: the token endpoint answered without an access_token",
-                code="token_endpoint_error",
+                code=ErrorCode.TOKEN_ENDPOINT_ERROR,
                 http_status=response.status,
             )
         secret_registry.add(value, scope=connection.name)

@@ -71,13 +71,15 @@ def access_definitions(passwords: dict[str, str]) -> dict[str, object]:
     """The users, the ``/`` virtual host and the permissions as a RabbitMQ definitions document."""
     users, permissions = [], []
     for name, variable, tags, grants in BROKER_USERS:
-        users.append({
-            "name": name,
-            "password_hash": rabbitmq_password_hash(passwords[variable]),
-            "hashing_algorithm": "rabbit_password_hashing_sha256",
-            "tags": tags,
-            "limits": {},
-        })  # fmt: skip
+        users.append(
+            {
+                "name": name,
+                "password_hash": rabbitmq_password_hash(passwords[variable]),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": tags,
+                "limits": {},
+            }
+        )
         configure, write, read = grants
         permissions.append({"user": name, "vhost": "/", "configure": configure, "write": write, "read": read})
     return {"vhosts": [{"name": "/"}], "users": users, "permissions": permissions}

@@ -12,17 +12,29 @@ pytestmark = pytest.mark.integration
 BAD_REQUESTS = [
     # (request, expected error code, field named in details or None)
     ({"id": "b1", "operation": "documentsGetById", "params": {"id": "x"}}, "invalid_request", "connection"),
-    ({"id": "b2", "connection": "nope", "operation": "documentsGetById", "params": {"id": "x"}},
-     "unknown_connection", None),
+    (
+        {"id": "b2", "connection": "nope", "operation": "documentsGetById", "params": {"id": "x"}},
+        "unknown_connection",
+        None,
+    ),
     ({"id": "b3", "connection": "main", "operation": "documentsFrobnicate"}, "unknown_operation", None),
     ({"id": "b4", "connection": "main", "operation": "documentsGetById"}, "validation_error", "params.id"),
-    ({"id": "b5", "connection": "main", "operation": "documentsList", "params": {"limit": 500}},
-     "validation_error", "params.limit"),
-    ({"id": "b6", "connection": "main", "operation": "documentsList", "params": {"state": ["nope"]}},
-     "validation_error", "params.state"),
-    ({"id": "b7", "connection": "main", "operation": "documentsGetById", "params": "x"},
-     "invalid_request", "params"),
-]  # fmt: skip
+    (
+        {"id": "b5", "connection": "main", "operation": "documentsList", "params": {"limit": 500}},
+        "validation_error",
+        "params.limit",
+    ),
+    (
+        {"id": "b6", "connection": "main", "operation": "documentsList", "params": {"state": ["nope"]}},
+        "validation_error",
+        "params.state",
+    ),
+    (
+        {"id": "b7", "connection": "main", "operation": "documentsGetById", "params": "x"},
+        "invalid_request",
+        "params",
+    ),
+]
 
 
 def test_given_bad_requests_with_an_id_then_each_gets_a_failed_result_with_a_clear_code(
@@ -61,8 +73,10 @@ def test_given_messages_without_a_usable_id_then_they_are_dead_lettered_and_the_
         assert properties.headers["x-hypatos-source-queue"] == requests_queue
     # The worker still serves.
     document = emulator.seed_documents(1)[0]
-    amqp.publish(requests_queue, {"id": "ok", "connection": "main", "operation": "documentsGetById",
-                                  "params": {"id": document["id"]}})  # fmt: skip
+    amqp.publish(
+        requests_queue,
+        {"id": "ok", "connection": "main", "operation": "documentsGetById", "params": {"id": document["id"]}},
+    )
     [(_, result)] = amqp.collect(queue_names["HYPATOS_RESULT_QUEUE"], 1, timeout_s=30)
     assert result["status"] == "succeeded"
     assert amqp.message_count(queue_names["HYPATOS_RESULT_QUEUE"]) == 0

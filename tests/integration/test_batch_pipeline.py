@@ -55,9 +55,21 @@ def _emulator_record(emulator: Any) -> tuple[list[dict[str, Any]], list[dict[str
 
 
 def _submit_batch(env: dict[str, str], folder: Path, project_id: str, report: Path) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "worker", "submit-batch", str(folder), "--connection", "main",
-               "--project", project_id, "--report", str(report),
-               "--csv", str(report.with_suffix(".csv"))]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "worker",
+        "submit-batch",
+        str(folder),
+        "--connection",
+        "main",
+        "--project",
+        project_id,
+        "--report",
+        str(report),
+        "--csv",
+        str(report.with_suffix(".csv")),
+    ]
     return subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -80,8 +92,13 @@ def test_given_1000_pdfs_when_a_worker_is_killed_mid_batch_then_each_file_has_ex
     emulator.set_faults(
         new_s=0.3, processing_s=2.0, failure_rate=0.03, junk_rate=0.03, latency_ms=40, fault_operations=slow
     )
-    env = {**redis_env, "HYPATOS_INBOX_DIR": str(inbox), "HYPATOS_POLL_INITIAL_S": "1",
-           "HYPATOS_POLL_MAX_S": "4", "HYPATOS_CLAIM_LEASE_S": "6"}  # fmt: skip
+    env = {
+        **redis_env,
+        "HYPATOS_INBOX_DIR": str(inbox),
+        "HYPATOS_POLL_INITIAL_S": "1",
+        "HYPATOS_POLL_MAX_S": "4",
+        "HYPATOS_CLAIM_LEASE_S": "6",
+    }
     metrics_port = free_port()
     fleet.start(1, concurrency=CONCURRENCY, HYPATOS_METRICS_PORT=str(metrics_port), **env)
     fleet.start(1, concurrency=CONCURRENCY, **env)
@@ -145,8 +162,9 @@ def test_given_1000_pdfs_when_a_worker_is_killed_mid_batch_then_each_file_has_ex
     stdout, stderr = again.communicate(timeout=300)
     assert again.returncode == 0, stdout + stderr[-3000:]
     rerun = _report(tmp_path / "again.jsonl")
-    assert all(rerun[name]["replayed"] and rerun[name]["document_id"] == lines[name]["document_id"]
-               for name in names)  # fmt: skip
+    assert all(
+        rerun[name]["replayed"] and rerun[name]["document_id"] == lines[name]["document_id"] for name in names
+    )
     assert api_calls(emulator.counters()) == calls_before
 
 

@@ -27,30 +27,40 @@ COMPANY_HEADER = "X-Hy-Meta-Internal-Company-Id"
 
 #: Our operation name -> the vendor's operationId (what the emulator logs).
 VENDOR_IDS = {
-    "documentsGetById": "Documents_getById", "documentsList": "Documents_getList",
+    "documentsGetById": "Documents_getById",
+    "documentsList": "Documents_getList",
     "retrieveDocumentStates": "Documents_getDocumentStates",
     "documentUpdateExternalData": "Documents_updateExternalData",
     "documentsUpdateExternalId": "Documents_provideExternalId",
     "documentsUpdateTitle": "Documents_provideTitle",
     "documentsUpdateTransfer": "Documents_updateTransferInformation",
-    "processFileIntoDocument": "Documents_processFileIntoDocument", "uploadFile": "Files_uploadFile",
-    "retrieveFile": "Files_downloadById", "emailsContentGetByDocumentId": "Emails_getMergedContentById",
-    "companiesGetById": "Companies_getById", "companiesList": "Companies_list",
-    "projectsGetById": "Projects_getById", "projectsList": "Projects_listForGivenSearchCriteria",
-    "schemasGetByProjectId": "Projects_getSchemaByProjectId", "projectsCreate": "Projects_createProject",
-    "insertApprover": "Enrichment_insertApproverRecord", "insertCompany": "Enrichment_addCompanyData",
-    "insertCostCenter": "Enrichment_insertCostCenter", "insertCustomer": "Enrichment_insertCustomer",
+    "processFileIntoDocument": "Documents_processFileIntoDocument",
+    "uploadFile": "Files_uploadFile",
+    "retrieveFile": "Files_downloadById",
+    "emailsContentGetByDocumentId": "Emails_getMergedContentById",
+    "companiesGetById": "Companies_getById",
+    "companiesList": "Companies_list",
+    "projectsGetById": "Projects_getById",
+    "projectsList": "Projects_listForGivenSearchCriteria",
+    "schemasGetByProjectId": "Projects_getSchemaByProjectId",
+    "projectsCreate": "Projects_createProject",
+    "insertApprover": "Enrichment_insertApproverRecord",
+    "insertCompany": "Enrichment_addCompanyData",
+    "insertCostCenter": "Enrichment_insertCostCenter",
+    "insertCustomer": "Enrichment_insertCustomer",
     "insertGLAccount": "Enrichment_insertGlAccount",
     "insertInvoice": "Enrichment_insertInvoiceIncludingInvoiceLines",
     "insertPurchaseOrder": "Enrichment_insertPurchaseOrder",
     "insertSupplier": "Enrichment_insertSupplierIncludingSubsidiaries",
-    "deleteApprover": "Enrichment_markApproverDeleted", "deleteCompany": "Enrichment_markCompanyDeleted",
+    "deleteApprover": "Enrichment_markApproverDeleted",
+    "deleteCompany": "Enrichment_markCompanyDeleted",
     "deleteCostCenter": "Enrichment_markCostCenterDeleted",
     "deleteCustomer": "Enrichment_markCustomerAsDeleted",
-    "deleteGLAccount": "Enrichment_markGlAccountDeleted", "deleteInvoice": "Enrichment_markInvoiceDeleted",
+    "deleteGLAccount": "Enrichment_markGlAccountDeleted",
+    "deleteInvoice": "Enrichment_markInvoiceDeleted",
     "deletePurchaseOrder": "Enrichment_markPurchaseOrderDeleted",
     "deleteSupplier": "Enrichment_markSupplierDeleted",
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -61,8 +71,13 @@ def world(emulator: Any) -> dict[str, Any]:
     file = emulator.seed_file(PDF, "application/pdf", "invoice-äöü.pdf")
     upload_file = emulator.seed_file(PDF + b"x", "application/pdf", "to-process.pdf")
     company = emulator.seed_company("Catalog Buyer GmbH")
-    return {"project": project, "documents": documents, "file": file, "company": company,
-            "upload_file": upload_file}  # fmt: skip
+    return {
+        "project": project,
+        "documents": documents,
+        "file": file,
+        "company": company,
+        "upload_file": upload_file,
+    }
 
 
 def _first_batch(world: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -71,17 +86,29 @@ def _first_batch(world: dict[str, Any]) -> dict[str, dict[str, Any]]:
     project_id = world["project"]["id"]
     requests: dict[str, dict[str, Any]] = {
         "documentsGetById": {"params": {"id": doc[0]["id"]}},
-        "documentsList": {"params": {"projectId": [project_id], "state": ["extracted", "done"], "limit": 2,
-                                     "offset": 0, "sort": "-createdAt"}},
+        "documentsList": {
+            "params": {
+                "projectId": [project_id],
+                "state": ["extracted", "done"],
+                "limit": 2,
+                "offset": 0,
+                "sort": "-createdAt",
+            }
+        },
         "retrieveDocumentStates": {"params": {"id": doc[0]["id"]}},
-        "documentUpdateExternalData": {"params": {"id": doc[1]["id"]},
-                                       "body": {"erpId": "4711", "paid": True}},
+        "documentUpdateExternalData": {
+            "params": {"id": doc[1]["id"]},
+            "body": {"erpId": "4711", "paid": True},
+        },
         "documentsUpdateExternalId": {"params": {"id": doc[1]["id"]}, "body": "ERP-4711"},
         "documentsUpdateTitle": {"params": {"id": doc[1]["id"]}, "body": "Rechnung 4711 / März"},
-        "documentsUpdateTransfer": {"params": {"id": doc[2]["id"]},
-                                    "body": {"successful": True, "message": "ok"}},
-        "processFileIntoDocument": {"body": {"fileId": world["upload_file"]["id"], "projectId": project_id,
-                                             "externalId": "ext-1"}},
+        "documentsUpdateTransfer": {
+            "params": {"id": doc[2]["id"]},
+            "body": {"successful": True, "message": "ok"},
+        },
+        "processFileIntoDocument": {
+            "body": {"fileId": world["upload_file"]["id"], "projectId": project_id, "externalId": "ext-1"}
+        },
         "uploadFile": {"file": {"base64": base64.b64encode(PDF).decode(), "filename": "scan €.pdf"}},
         "retrieveFile": {"params": {"id": world["file"]["id"]}, "output": "base64"},
         "emailsContentGetByDocumentId": {"params": {"id": doc[0]["id"]}},
@@ -91,9 +118,17 @@ def _first_batch(world: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "projectsList": {"params": {"search": "Catalog", "limit": 10, "offset": 0, "sort": "+createdAt"}},
         "schemasGetByProjectId": {"params": {"id": project_id}},
         "projectsCreate": {"body": VALID["projectsCreate"]},
-    }  # fmt: skip
-    for name in ("Approver", "Company", "CostCenter", "Customer", "GLAccount", "Invoice", "PurchaseOrder",
-                 "Supplier"):  # fmt: skip
+    }
+    for name in (
+        "Approver",
+        "Company",
+        "CostCenter",
+        "Customer",
+        "GLAccount",
+        "Invoice",
+        "PurchaseOrder",
+        "Supplier",
+    ):
         requests[f"insert{name}"] = {"body": copy.deepcopy(VALID[f"insert{name}"])}
     requests["insertSupplier"]["params"] = {COMPANY_HEADER: "DE01"}
     return requests
@@ -101,8 +136,16 @@ def _first_batch(world: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _deletes() -> dict[str, dict[str, Any]]:
     deletes = {}
-    for name in ("Approver", "Company", "CostCenter", "Customer", "GLAccount", "Invoice", "PurchaseOrder",
-                 "Supplier"):  # fmt: skip
+    for name in (
+        "Approver",
+        "Company",
+        "CostCenter",
+        "Customer",
+        "GLAccount",
+        "Invoice",
+        "PurchaseOrder",
+        "Supplier",
+    ):
         deletes[f"delete{name}"] = {"params": {"externalId": VALID[f"insert{name}"]["externalId"]}}  # type: ignore[index]
     deletes["deleteSupplier"]["params"][COMPANY_HEADER] = "DE01"
     deletes["deleteInvoice"]["params"]["lineNumber"] = "00000001"
@@ -112,8 +155,10 @@ def _deletes() -> dict[str, dict[str, Any]]:
 
 def _send(amqp: AmqpTestClient, queues: dict[str, str], batch: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for name, fields in batch.items():
-        amqp.publish(queues["HYPATOS_REQUEST_QUEUE"], {"id": f"op-{name}", "connection": "main",
-                                                        "operation": name, **fields})  # fmt: skip
+        amqp.publish(
+            queues["HYPATOS_REQUEST_QUEUE"],
+            {"id": f"op-{name}", "connection": "main", "operation": name, **fields},
+        )
     results = amqp.collect(queues["HYPATOS_RESULT_QUEUE"], len(batch), timeout_s=90)
     return {r["operation"]: r for _, r in results}
 
@@ -144,9 +189,13 @@ def _check_wire(call: dict[str, Any], name: str, fields: dict[str, Any], world: 
 
 
 def test_every_operation_reaches_the_emulator_as_declared_and_returns_its_result(
-    fleet: WorkerFleet, amqp: AmqpTestClient, emulator: Any, queue_names: dict[str, str],
-    world: dict[str, Any], tmp_path: Path,
-) -> None:  # fmt: skip
+    fleet: WorkerFleet,
+    amqp: AmqpTestClient,
+    emulator: Any,
+    queue_names: dict[str, str],
+    world: dict[str, Any],
+    tmp_path: Path,
+) -> None:
     # Given: one worker with an outbox folder
     outbox = tmp_path / "outbox"
     fleet.start(1, HYPATOS_OUTBOX_DIR=str(outbox))
@@ -216,21 +265,33 @@ INVALID = [
     ({"operation": "documentsList", "params": {"sort": "title"}}, "params.sort"),
     ({"operation": "documentsList", "params": {"state": ["done", "finished"]}}, "params.state"),
     ({"operation": "projectsList", "params": {"offset": -1}}, "params.offset"),
-    ({"operation": "uploadFile", "params": {"X-Hy-Filename": "x" * 300},
-      "file": {"base64": base64.b64encode(PDF).decode()}}, "params.X-Hy-Filename"),
+    (
+        {
+            "operation": "uploadFile",
+            "params": {"X-Hy-Filename": "x" * 300},
+            "file": {"base64": base64.b64encode(PDF).decode()},
+        },
+        "params.X-Hy-Filename",
+    ),
     ({"operation": "documentsUpdateTitle", "params": {"id": "d"}, "body": "t" * 257}, "body"),
-    ({"operation": "documentsUpdateTransfer", "params": {"id": "d"}, "body": {"message": "x"}},
-     "body.successful"),
+    (
+        {"operation": "documentsUpdateTransfer", "params": {"id": "d"}, "body": {"message": "x"}},
+        "body.successful",
+    ),
     ({"operation": "documentUpdateExternalData", "params": {"id": "d"}, "body": {"k" * 51: 1}}, "body"),
-    ({"operation": "insertInvoice", "body": {"externalId": "I1", "currency": "euro",
-                                             "documentId": "d"}}, "body.currency"),
-    ({"operation": "uploadFile", "file": {"base64": base64.b64encode(b"GIF89a....").decode()}},
-     "file.content_type"),
+    (
+        {"operation": "insertInvoice", "body": {"externalId": "I1", "currency": "euro", "documentId": "d"}},
+        "body.currency",
+    ),
+    (
+        {"operation": "uploadFile", "file": {"base64": base64.b64encode(b"GIF89a....").decode()}},
+        "file.content_type",
+    ),
     ({"operation": "uploadFile", "file": {"path": "../etc/passwd"}}, "file.path"),
     ({"operation": "uploadFile"}, "file"),
     ({"operation": "companiesList", "all_pages": True}, "all_pages"),
     ({"operation": "documentsGetById", "params": {"id": "d"}, "output": "base64"}, "output"),
-]  # fmt: skip
+]
 
 
 def test_invalid_requests_of_every_parameter_kind_get_validation_error_and_no_call(
@@ -260,8 +321,9 @@ def test_all_pages_follows_offsets_until_total_count_and_respects_max_items(
     queue = queue_names["HYPATOS_REQUEST_QUEUE"]
     base = {"connection": "main", "operation": "documentsList", "all_pages": True}
     amqp.publish(queue, {"id": "all", **base, "params": {"projectId": project["id"], "limit": 50}})
-    amqp.publish(queue, {"id": "capped", **base, "params": {"projectId": project["id"], "limit": 20},
-                         "max_items": 45})  # fmt: skip
+    amqp.publish(
+        queue, {"id": "capped", **base, "params": {"projectId": project["id"], "limit": 20}, "max_items": 45}
+    )
     amqp.publish(queue, {"id": "from-120", **base, "params": {"projectId": project["id"], "offset": 120}})
     results = {r["id"]: r for _, r in amqp.collect(queue_names["HYPATOS_RESULT_QUEUE"], 3, timeout_s=60)}
     everything = results["all"]["data"]

@@ -33,10 +33,16 @@ def submit(app: Celery, exchange: str, request: dict[str, Any], *, reply_to: str
         events.add(on_return)
         try:
             producer.publish(
-                json.dumps(request).encode(), exchange=exchange, routing_key="",
-                content_type="application/json", delivery_mode=2, mandatory=True, retry=True,
-                correlation_id=request["id"], reply_to=reply_to,
-            )  # fmt: skip
+                json.dumps(request).encode(),
+                exchange=exchange,
+                routing_key="",
+                content_type="application/json",
+                delivery_mode=2,
+                mandatory=True,
+                retry=True,
+                correlation_id=request["id"],
+                reply_to=reply_to,
+            )
         finally:
             events.discard(on_return)
     if returned:
@@ -57,19 +63,29 @@ def test_given_a_celery_app_then_its_producer_pool_submits_requests_and_a_missin
     try:
         # When: it submits one request, one to an exchange no queue is bound to, one to an exchange
         # that does not exist, and one more
-        submit(app, requests, {"id": "c-1", "connection": "main", "operation": "documentsGetById",
-                               "params": {"id": document["id"]}})  # fmt: skip
+        submit(
+            app,
+            requests,
+            {
+                "id": "c-1",
+                "connection": "main",
+                "operation": "documentsGetById",
+                "params": {"id": document["id"]},
+            },
+        )
         with pytest.raises(NotDelivered):
             submit(app, unbound, {"id": "c-x", "connection": "main", "operation": "companiesList"})
         with pytest.raises(amqp_errors.NotFound):
-            submit(app, f"{requests}.missing", {"id": "c-y", "connection": "main",
-                                                "operation": "companiesList"})  # fmt: skip
+            submit(
+                app, f"{requests}.missing", {"id": "c-y", "connection": "main", "operation": "companiesList"}
+            )
         submit(app, requests, {"id": "c-2", "connection": "main", "operation": "companiesList"})
         # Then: both sent requests are answered in the result queue
         results = {}
-        with app.connection_for_read() as connection, connection.SimpleQueue(
-            Queue(fleet.env["HYPATOS_RESULT_QUEUE"], no_declare=True)
-        ) as queue:  # fmt: skip
+        with (
+            app.connection_for_read() as connection,
+            connection.SimpleQueue(Queue(fleet.env["HYPATOS_RESULT_QUEUE"], no_declare=True)) as queue,
+        ):
             for _ in range(2):
                 message = queue.get(timeout=60)
                 result = json.loads(message.body)

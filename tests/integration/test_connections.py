@@ -20,8 +20,12 @@ pytestmark = pytest.mark.integration
 
 
 def _get(index: int, document_id: str, connection: str = "main") -> dict[str, Any]:
-    return {"id": f"req-{index}", "connection": connection, "operation": "documentsGetById",
-            "params": {"id": document_id}}  # fmt: skip
+    return {
+        "id": f"req-{index}",
+        "connection": connection,
+        "operation": "documentsGetById",
+        "params": {"id": document_id},
+    }
 
 
 def _publish_gets(
@@ -76,9 +80,13 @@ def test_given_tokens_revoked_mid_run_then_every_request_succeeds(
 
 
 def test_given_a_wrong_secret_then_results_are_auth_failed_and_token_requests_stay_bounded(
-    fleet: WorkerFleet, amqp: AmqpTestClient, emulator: Any, queue_names: dict[str, str], tmp_path: Path,
+    fleet: WorkerFleet,
+    amqp: AmqpTestClient,
+    emulator: Any,
+    queue_names: dict[str, str],
+    tmp_path: Path,
     connections_file: Path,
-) -> None:  # fmt: skip
+) -> None:
     write_connections(connections_file, emulator, client_secret="not-the-secret")
     documents = emulator.seed_documents(3)
     fleet.start(2)
@@ -125,8 +133,9 @@ def test_given_an_endpoint_outside_the_allowlist_then_the_worker_refuses_to_star
     path = write_connections(tmp_path / "c.toml", emulator)
     env = {**os.environ, "HYPATOS_CONNECTIONS_FILE": str(path)}
     env.pop("HYPATOS_ALLOW_CUSTOM_ENDPOINTS", None)
-    done = subprocess.run([sys.executable, "-m", "worker", "run"], env=env, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "run"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     assert "'main'" in done.stderr and "not a Hypatos server" in done.stderr
     assert "HYPATOS_ALLOW_CUSTOM_ENDPOINTS" in done.stderr
@@ -136,8 +145,10 @@ def test_given_a_test_connection_request_on_the_queue_then_the_report_comes_back
     fleet: WorkerFleet, amqp: AmqpTestClient, emulator: Any, queue_names: dict[str, str]
 ) -> None:
     fleet.start(1)
-    amqp.publish(queue_names["HYPATOS_REQUEST_QUEUE"], {"id": "t1", "connection": "main",
-                                                        "operation": "testConnection"})  # fmt: skip
+    amqp.publish(
+        queue_names["HYPATOS_REQUEST_QUEUE"],
+        {"id": "t1", "connection": "main", "operation": "testConnection"},
+    )
     [(_, result)] = amqp.collect(queue_names["HYPATOS_RESULT_QUEUE"], 1, timeout_s=30)
     assert result["status"] == "succeeded", result
     assert result["data"]["usable"] is True
@@ -149,8 +160,13 @@ def test_given_a_test_connection_request_on_the_queue_then_the_report_comes_back
 
 def _test_connection(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HYPATOS_CONNECTIONS_FILE": str(path), "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1"}
-    return subprocess.run([sys.executable, "-m", "worker", "test-connection", *args], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "test-connection", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _closed_port_url() -> str:

@@ -100,8 +100,13 @@ def test_given_1000_valid_requests_among_hostile_ones_then_each_message_ends_as_
             continue
         body, request_id = message.encode(f"{run}-{correlation_id}-")
         reply_to = internal.get(message.reply_to or "", message.reply_to)
-        amqp.publish(queue_names["HYPATOS_REQUEST_QUEUE"], body, raw=True, correlation_id=correlation_id,
-                     reply_to=reply_to)  # fmt: skip
+        amqp.publish(
+            queue_names["HYPATOS_REQUEST_QUEUE"],
+            body,
+            raw=True,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+        )
         if request_id is None:
             dead_expected[correlation_id] = body
         else:  # a raw message may happen to carry a usable id: then any documented failure will do

@@ -262,7 +262,7 @@ def test_given_20_percent_5xx_and_a_tight_rate_limit_then_every_request_succeeds
     emulator.set_faults(error_rate=0.2, rate_limit=60, rate_window_s=1)
     max_attempts = 10
     # (not learning the rate from the headers, so the quota lets the 429s under test happen)
-    fleet.start(1, HYPATOS_RETRY_MAX_ATTEMPTS=str(max_attempts), HYPATOS_QUOTA_LEARN="0")
+    fleet.start(1, HYPATOS_REQUEST_ATTEMPTS=str(max_attempts), HYPATOS_QUOTA_LEARN="0")
 
     # When: 300 requests are published
     requests = [get_document(f"faults-{i}", documents[i % 20]["id"]) for i in range(300)]

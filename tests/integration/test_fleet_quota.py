@@ -58,8 +58,15 @@ def _publish(amqp: AmqpTestClient, queue: str, documents: list[dict[str, Any]], 
         params = {"id": documents[index % len(documents)]["id"]}
         for connection in ("limited", "other"):
             request_id = f"{connection}-{index}"
-            amqp.publish(queue, {"id": request_id, "connection": connection, "operation": "documentsGetById",
-                                 "params": params})  # fmt: skip
+            amqp.publish(
+                queue,
+                {
+                    "id": request_id,
+                    "connection": connection,
+                    "operation": "documentsGetById",
+                    "params": params,
+                },
+            )
 
 
 def test_given_four_workers_then_each_connection_keeps_to_its_own_quota_and_neither_slows_the_other(

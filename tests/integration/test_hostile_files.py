@@ -73,8 +73,16 @@ def test_given_an_inbox_folder_swapped_for_a_link_during_the_token_request_then_
     assert [base64.b64decode(c["body"]) for c in uploads] == [INSIDE]
     # And: the file Hypatos stored holds the inbox bytes
     emulator.set_faults(token_latency_ms=0)
-    stored = _run(amqp, queue_names, {"id": "check", "operation": "retrieveFile", "output": "base64",
-                                      "params": {"id": result["data"]["id"]}})["check"]  # fmt: skip
+    stored = _run(
+        amqp,
+        queue_names,
+        {
+            "id": "check",
+            "operation": "retrieveFile",
+            "output": "base64",
+            "params": {"id": result["data"]["id"]},
+        },
+    )["check"]
     assert base64.b64decode(stored["data"]["content_base64"]) == INSIDE
 
 
@@ -86,14 +94,20 @@ def _outbox_name(connection: str, request_id: str, filename: str) -> str:
 
 
 def test_given_outbox_names_that_used_to_collide_then_no_download_replaces_another_file(
-    fleet: WorkerFleet, amqp: AmqpTestClient, emulator: Any, queue_names: dict[str, str], tmp_path: Path,
+    fleet: WorkerFleet,
+    amqp: AmqpTestClient,
+    emulator: Any,
+    queue_names: dict[str, str],
+    tmp_path: Path,
     connections_file: Path,
-) -> None:  # fmt: skip
+) -> None:
     # Given: two connections; an outbox already holding a file under the old shared name and one
     # under the name the first download will want; a download size limit
     with connections_file.open("a", encoding="utf-8") as extra:
-        extra.write(f'\n[connections.other]\nendpoint_url = "{emulator.base_url}"\n'
-                    'client_id = "test-client"\nclient_secret = "test-secret"\n')  # fmt: skip
+        extra.write(
+            f'\n[connections.other]\nendpoint_url = "{emulator.base_url}"\n'
+            'client_id = "test-client"\nclient_secret = "test-secret"\n'
+        )
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     (outbox / "inv_7--invoice.pdf").write_bytes(b"an older download")
@@ -105,11 +119,12 @@ def test_given_outbox_names_that_used_to_collide_then_no_download_replaces_anoth
     fleet.start(1, HYPATOS_OUTBOX_DIR=str(outbox), HYPATOS_MAX_DOWNLOAD_BYTES="100000")
     # When: ids that read alike are downloaded on different connections, and one file is too large
     results = _run(
-        amqp, queue_names,
+        amqp,
+        queue_names,
         {"id": "inv 7", "operation": "retrieveFile", "params": {"id": small["id"]}},
         {"id": "inv/7", "connection": "other", "operation": "retrieveFile", "params": {"id": other["id"]}},
         {"id": "too big", "operation": "retrieveFile", "params": {"id": big["id"]}},
-    )  # fmt: skip
+    )
     # Then: each download has its own file, and no file that was there changed
     first, second = results["inv 7"]["data"], results["inv/7"]["data"]
     assert first["path"] == wanted.replace(".pdf", "-2.pdf")
@@ -134,17 +149,39 @@ HOSTILE = [
     ({"operation": "deleteSupplier", "params": {"externalId": "."}}, "params.externalId"),
     ({"operation": "documentsGetById", "params": {"id": "d\u0000"}}, "params.id"),
     ({"operation": "documentsList", "params": {"fileId": "\ud800"}}, "params.fileId", "invalid_request"),
-    ({"operation": "insertSupplier", "params": {"X-Hy-Meta-Internal-Company-Id": "c1\r\nX-Evil: 1"},
-      "body": {"externalId": "S1", "name": "Acme"}}, "params.X-Hy-Meta-Internal-Company-Id"),
-    ({"operation": "uploadFile", "params": {"X-Hy-Filename": "a\ud800.pdf"},
-      "file": {"base64": "JVBERi0xLjcK"}}, "params.X-Hy-Filename", "invalid_request"),
-    ({"operation": "uploadFile", "params": {"X-Hy-Filename": "ä" * 100 + ".pdf"},
-      "file": {"base64": "JVBERi0xLjcK"}}, "params.X-Hy-Filename"),
+    (
+        {
+            "operation": "insertSupplier",
+            "params": {"X-Hy-Meta-Internal-Company-Id": "c1\r\nX-Evil: 1"},
+            "body": {"externalId": "S1", "name": "Acme"},
+        },
+        "params.X-Hy-Meta-Internal-Company-Id",
+    ),
+    (
+        {
+            "operation": "uploadFile",
+            "params": {"X-Hy-Filename": "a\ud800.pdf"},
+            "file": {"base64": "JVBERi0xLjcK"},
+        },
+        "params.X-Hy-Filename",
+        "invalid_request",
+    ),
+    (
+        {
+            "operation": "uploadFile",
+            "params": {"X-Hy-Filename": "ä" * 100 + ".pdf"},
+            "file": {"base64": "JVBERi0xLjcK"},
+        },
+        "params.X-Hy-Filename",
+    ),
     ({"operation": "uploadFile", "file": {"path": "inv\u0000.pdf"}}, "file.path"),
     ({"operation": "uploadFile", "file": {"path": "/etc/passwd"}}, "file.path"),
-    ({"operation": "insertSupplier", "body": {"externalId": "S1", "name": "Acme \ud800"}}, "body.name",
-     "invalid_request"),
-]  # fmt: skip
+    (
+        {"operation": "insertSupplier", "body": {"externalId": "S1", "name": "Acme \ud800"}},
+        "body.name",
+        "invalid_request",
+    ),
+]
 
 
 def test_given_parameters_that_cannot_be_sent_then_each_gets_validation_error_and_no_call_is_made(
@@ -163,8 +200,12 @@ def test_given_parameters_that_cannot_be_sent_then_each_gets_validation_error_an
         assert result["attempts"] == 0
     assert emulator.counters()["operations"] == {}
     # And: (the worker still serving) a list walk past HYPATOS_MAX_RESULT_BYTES fails clearly
-    walk = {"id": "all", "operation": "documentsList", "all_pages": True,
-            "params": {"projectId": project["id"], "limit": 20}}  # fmt: skip
+    walk = {
+        "id": "all",
+        "operation": "documentsList",
+        "all_pages": True,
+        "params": {"projectId": project["id"], "limit": 20},
+    }
     listed = _run(amqp, queue_names, walk)["all"]
     assert listed["status"] == "failed" and listed["error"]["code"] == "result_too_large", listed
     assert listed["error"]["retryable"] is False and "max_items" in listed["error"]["message"]

@@ -48,9 +48,15 @@ def _round_trip(amqp: AmqpTestClient, queues: dict[str, str], name: str, tag: st
     amqp.publish(queues["HYPATOS_REQUEST_QUEUE"], upload)
     [(_, uploaded)] = amqp.collect(queues["HYPATOS_RESULT_QUEUE"], 1, timeout_s=300)
     assert uploaded["status"] == "succeeded", uploaded
-    amqp.publish(queues["HYPATOS_REQUEST_QUEUE"], {"id": f"down-{tag}", "connection": "main",
-                                                    "operation": "retrieveFile",
-                                                    "params": {"id": uploaded["data"]["id"]}})  # fmt: skip
+    amqp.publish(
+        queues["HYPATOS_REQUEST_QUEUE"],
+        {
+            "id": f"down-{tag}",
+            "connection": "main",
+            "operation": "retrieveFile",
+            "params": {"id": uploaded["data"]["id"]},
+        },
+    )
     [(_, downloaded)] = amqp.collect(queues["HYPATOS_RESULT_QUEUE"], 1, timeout_s=300)
     assert downloaded["status"] == "succeeded", downloaded
     return downloaded["data"]

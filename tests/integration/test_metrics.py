@@ -22,8 +22,15 @@ def test_given_a_metrics_port_then_requests_tokens_and_failures_are_counted(
     fleet.start(1, HYPATOS_METRICS_PORT=str(port))
     queue = queue_names["HYPATOS_REQUEST_QUEUE"]
     for index in range(3):
-        amqp.publish(queue, {"id": f"m{index}", "connection": "main", "operation": "documentsGetById",
-                             "params": {"id": document["id"]}})  # fmt: skip
+        amqp.publish(
+            queue,
+            {
+                "id": f"m{index}",
+                "connection": "main",
+                "operation": "documentsGetById",
+                "params": {"id": document["id"]},
+            },
+        )
     amqp.publish(queue, {"id": "bad", "connection": "main", "operation": "noSuchThing"})
     amqp.publish(queue, b"not json", raw=True)
     assert len(amqp.collect(queue_names["HYPATOS_RESULT_QUEUE"], 4, timeout_s=30)) == 4
@@ -51,8 +58,10 @@ def test_given_task_events_on_then_each_request_is_reported_as_a_celery_task(
     amqp.channel.queue_bind(queue=monitor, exchange="celeryev", routing_key="task.#")
     # When: one request succeeds and one fails
     queue = queue_names["HYPATOS_REQUEST_QUEUE"]
-    amqp.publish(queue, {"id": "ok", "connection": "main", "operation": "documentsGetById",
-                         "params": {"id": document["id"]}})  # fmt: skip
+    amqp.publish(
+        queue,
+        {"id": "ok", "connection": "main", "operation": "documentsGetById", "params": {"id": document["id"]}},
+    )
     amqp.publish(queue, {"id": "bad", "connection": "main", "operation": "noSuchThing"})
     assert len(amqp.collect(queue_names["HYPATOS_RESULT_QUEUE"], 2, timeout_s=30)) == 2
     events = [event for _, event in amqp.collect(monitor, 6, timeout_s=30)]

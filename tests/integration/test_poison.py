@@ -139,8 +139,9 @@ def test_given_a_result_the_broker_keeps_refusing_then_its_request_is_dead_lette
     requests_queue = queue_names["HYPATOS_REQUEST_QUEUE"]
     for i in range(10):
         amqp.publish(requests_queue, get_document(f"before-{i}", documents[i % 3]["id"]))
-    amqp.publish(requests_queue, get_document("refused", documents[0]["id"]), reply_to=full,
-                 correlation_id="poison-1")
+    amqp.publish(
+        requests_queue, get_document("refused", documents[0]["id"]), reply_to=full, correlation_id="poison-1"
+    )
     for i in range(10):
         amqp.publish(requests_queue, get_document(f"after-{i}", documents[i % 3]["id"]))
 
@@ -179,10 +180,15 @@ def test_given_dead_letters_then_the_cli_lists_replays_and_purges_them(
     requests_queue = queue_names["HYPATOS_REQUEST_QUEUE"]
     full = declare_full_queue(amqp)
     amqp.publish(requests_queue, b"{not json", raw=True, correlation_id="cli-raw")
-    amqp.publish(requests_queue, get_document("cli-lost", document["id"]), reply_to="no-such-queue",
-                 correlation_id="cli-lost-corr")
-    amqp.publish(requests_queue, get_document("cli-replay", document["id"]), reply_to=full,
-                 correlation_id="cli-corr")
+    amqp.publish(
+        requests_queue,
+        get_document("cli-lost", document["id"]),
+        reply_to="no-such-queue",
+        correlation_id="cli-lost-corr",
+    )
+    amqp.publish(
+        requests_queue, get_document("cli-replay", document["id"]), reply_to=full, correlation_id="cli-corr"
+    )
     wait_until(lambda: amqp.message_count(dead_queue) == 3, timeout_s=60, what="3 dead letters")
 
     # When/Then: `list --json` shows all three with their reasons, and removes nothing

@@ -43,13 +43,20 @@ def test_given_an_id_used_on_one_connection_then_another_gets_its_own_result_and
     fleet.start(2, **redis_env)
     queue = queue_names["HYPATOS_REQUEST_QUEUE"]
     results = Results(amqp, queue_names["HYPATOS_RESULT_QUEUE"])
-    mine = {"id": "inv-2026-0001", "connection": "acme", "operation": "documentsGetById",
-            "params": {"id": document["id"]}}  # fmt: skip
+    mine = {
+        "id": "inv-2026-0001",
+        "connection": "acme",
+        "operation": "documentsGetById",
+        "params": {"id": document["id"]},
+    }
     amqp.publish(queue, mine, correlation_id="acme-1")
     assert results.until(lambda r: r.received == 1, timeout_s=30)
     # When: another connection reuses the id for its own request
-    amqp.publish(queue, {"id": "inv-2026-0001", "connection": "other", "operation": "companiesList"},
-                 correlation_id="other-1")  # fmt: skip
+    amqp.publish(
+        queue,
+        {"id": "inv-2026-0001", "connection": "other", "operation": "companiesList"},
+        correlation_id="other-1",
+    )
     # Then: it runs its own operation and sees nothing of acme's
     assert results.until(lambda r: r.received == 2, timeout_s=30)
     by_correlation = {p.correlation_id: r for found in results.by_id.values() for p, r in found}
@@ -106,9 +113,10 @@ def test_given_allowed_users_then_only_those_broker_users_may_use_the_connection
     with broker_user() as erp, broker_user() as stranger:
         write_tenants(connections_file, emulator, allowed=f'"{erp.name}"')
         fleet.start(1)
-        queue, request = queue_names["HYPATOS_REQUEST_QUEUE"], {
-            "connection": "acme", "operation": "documentsGetById", "params": {"id": document["id"]}
-        }  # fmt: skip
+        queue, request = (
+            queue_names["HYPATOS_REQUEST_QUEUE"],
+            {"connection": "acme", "operation": "documentsGetById", "params": {"id": document["id"]}},
+        )
         forged = {"x-hypatos-producer": erp.name, "x-hypatos-first-received-at-ms": 1000}
         for user, request_id, user_id, headers in [
             (erp, "by-erp", erp.name, None),
@@ -145,8 +153,12 @@ def test_given_a_producer_allowed_only_the_request_exchange_then_it_submits_and_
         producer = AmqpTestClient(user.url())
         try:
             # When: it publishes a request to the request exchange
-            request = {"id": "via-exchange", "connection": "main", "operation": "documentsGetById",
-                       "params": {"id": document["id"]}}  # fmt: skip
+            request = {
+                "id": "via-exchange",
+                "connection": "main",
+                "operation": "documentsGetById",
+                "params": {"id": document["id"]},
+            }
             producer.publish(requests, request, exchange=requests)
             # Then: the result arrives where it may read it
             [(_, result)] = producer.collect(results_queue, 1, timeout_s=30)

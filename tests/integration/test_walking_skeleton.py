@@ -33,8 +33,11 @@ def test_given_200_plain_amqp_requests_then_200_correct_results_with_their_corre
     for index in range(200):
         document = documents[index % len(documents)]
         expected[f"corr-{index}"] = (f"req-{index}", document["id"])
-        amqp.publish(queue_names["HYPATOS_REQUEST_QUEUE"], _request(index, document["id"]),
-                     correlation_id=f"corr-{index}")  # fmt: skip
+        amqp.publish(
+            queue_names["HYPATOS_REQUEST_QUEUE"],
+            _request(index, document["id"]),
+            correlation_id=f"corr-{index}",
+        )
     results = amqp.collect(queue_names["HYPATOS_RESULT_QUEUE"], 200, timeout_s=120)
     # Then: 200 correct results, each carrying its request's correlation id
     assert len(results) == 200, fleet.logs()[-3000:]
@@ -58,8 +61,12 @@ def test_given_reply_to_then_the_result_goes_there(
     document = emulator.seed_documents(1)[0]
     fleet.start(1)
     reply_queue = amqp.declare_reply_queue()
-    amqp.publish(queue_names["HYPATOS_REQUEST_QUEUE"], _request(1, document["id"]),
-                 correlation_id="abc", reply_to=reply_queue)  # fmt: skip
+    amqp.publish(
+        queue_names["HYPATOS_REQUEST_QUEUE"],
+        _request(1, document["id"]),
+        correlation_id="abc",
+        reply_to=reply_queue,
+    )
     [(properties, result)] = amqp.collect(reply_queue, 1, timeout_s=30)
     assert properties.correlation_id == "abc"
     assert result["status"] == "succeeded" and result["data"]["id"] == document["id"]
@@ -74,11 +81,20 @@ def test_given_a_list_request_with_repeatable_filters_then_the_envelope_comes_ba
     emulator.seed_documents(2, project_id=project["id"], state="failed")
     emulator.seed_documents(4)
     fleet.start(1)
-    amqp.publish(queue_names["HYPATOS_REQUEST_QUEUE"], {
-        "id": "list-1", "connection": "main", "operation": "documentsList",
-        "params": {"projectId": [project["id"]], "state": ["done", "failed"], "limit": 10,
-                   "sort": "-createdAt"},
-    })  # fmt: skip
+    amqp.publish(
+        queue_names["HYPATOS_REQUEST_QUEUE"],
+        {
+            "id": "list-1",
+            "connection": "main",
+            "operation": "documentsList",
+            "params": {
+                "projectId": [project["id"]],
+                "state": ["done", "failed"],
+                "limit": 10,
+                "sort": "-createdAt",
+            },
+        },
+    )
     [(_, result)] = amqp.collect(queue_names["HYPATOS_RESULT_QUEUE"], 1, timeout_s=30)
     assert result["status"] == "succeeded", result
     assert result["data"]["totalCount"] == 5

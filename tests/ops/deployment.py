@@ -34,9 +34,12 @@ def generated_files() -> set[Path]:
     """Files the documented setup step (make_secrets.py) creates, relative to the repository root."""
     module = make_secrets_module()
     return {
-        Path(".env"), module.ACCESS_FILE, module.REDIS_CONF, module.CONNECTIONS_FILE,
+        Path(".env"),
+        module.ACCESS_FILE,
+        module.REDIS_CONF,
+        module.CONNECTIONS_FILE,
         *module.CLIENT_SECRET_PLACEHOLDERS,
-    }  # fmt: skip
+    }
 
 
 def exists_after_setup(relative: Path) -> bool:

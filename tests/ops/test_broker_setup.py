@@ -83,8 +83,12 @@ def node(setup_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     rabbit.start_timeout_s = 180
     rabbit.start()
     try:
-        yield {"port": rabbit.port, "management": management_port, "prometheus": prometheus_port,
-               "passwords": env_values(setup_root)}  # fmt: skip
+        yield {
+            "port": rabbit.port,
+            "management": management_port,
+            "prometheus": prometheus_port,
+            "passwords": env_values(setup_root),
+        }
     finally:
         rabbit.stop()
 
@@ -210,8 +214,10 @@ def test_the_monitoring_user_reads_queue_state_but_cannot_use_amqp_queues(node: 
 
 @pytest.mark.integration
 def test_the_prometheus_endpoint_serves_per_queue_depth_and_consumers(node: dict[str, Any]) -> None:
-    wanted = ('rabbitmq_queue_messages_ready{vhost="/",queue="hypatos.requests"}',
-              'rabbitmq_queue_consumers{vhost="/",queue="hypatos.requests"}')  # fmt: skip
+    wanted = (
+        'rabbitmq_queue_messages_ready{vhost="/",queue="hypatos.requests"}',
+        'rabbitmq_queue_consumers{vhost="/",queue="hypatos.requests"}',
+    )
     deadline = time.monotonic() + 60  # queue statistics are emitted every few seconds
     text = ""
     while time.monotonic() < deadline:

@@ -63,8 +63,11 @@ def test_the_compose_file_is_valid_by_the_compose_specification_schema() -> None
     tool = Path(sys.executable).parent / "check-jsonschema"
     done = subprocess.run(
         [str(tool), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -156,9 +159,11 @@ def test_each_worker_loads_its_connections_file_with_the_secrets_and_variables_i
     assert path is not None
     settings = settings_from(env)
     problems = check_connections_document(
-        _connections_text(path), secret_files=secret_files, environment=env,
+        _connections_text(path),
+        secret_files=secret_files,
+        environment=env,
         allow_custom_endpoints=settings.allow_custom_endpoints,
-    )  # fmt: skip
+    )
     assert problems == []
 
 

@@ -128,9 +128,11 @@ def test_the_connections_file_loads_with_the_mounted_client_secrets() -> None:
     secret_files = {str(PurePosixPath(mounts[secrets_volume["name"]]) / key) for key in secret["stringData"]}
     assert not secret_env_variables(text)
     problems = check_connections_document(
-        text, secret_files=secret_files, environment={},
+        text,
+        secret_files=secret_files,
+        environment={},
         allow_custom_endpoints=SETTINGS.allow_custom_endpoints,
-    )  # fmt: skip
+    )
     assert problems == []
 
 

@@ -85,42 +85,109 @@ def _expected(alert: str, labels: dict[str, str]) -> dict[str, Any]:
 REQUESTS = 'vhost="/",queue="hypatos.requests"'
 #: (alert, input series, evaluation time, labels of the alert expected then; None: must not fire).
 CASES: list[tuple[str, list[tuple[str, str]], str, dict[str, str] | None]] = [
-    ("HypatosRequestQueueWithoutConsumers", [(f"rabbitmq_queue_consumers{{{REQUESTS}}}", "0x10")], "5m",
-     {"vhost": "/", "queue": "hypatos.requests"}),
-    ("HypatosRequestQueueWithoutConsumers", [(f"rabbitmq_queue_consumers{{{REQUESTS}}}", "2x10"),
-                                             ('rabbitmq_queue_consumers{vhost="/",queue="other"}', "0x10")],
-     "5m", None),
+    (
+        "HypatosRequestQueueWithoutConsumers",
+        [(f"rabbitmq_queue_consumers{{{REQUESTS}}}", "0x10")],
+        "5m",
+        {"vhost": "/", "queue": "hypatos.requests"},
+    ),
+    (
+        "HypatosRequestQueueWithoutConsumers",
+        [
+            (f"rabbitmq_queue_consumers{{{REQUESTS}}}", "2x10"),
+            ('rabbitmq_queue_consumers{vhost="/",queue="other"}', "0x10"),
+        ],
+        "5m",
+        None,
+    ),
     ("HypatosNoWorkerConsuming", [('hypatos_consumer_up{instance="w1:9100"}', "0x10")], "5m", {}),
     ("HypatosNoWorkerConsuming", [('hypatos_consumer_up{instance="w1:9100"}', "1x10")], "5m", None),
-    ("HypatosDeadLettersRising", [('hypatos_dead_lettered_total{instance="w1:9100",reason="undecodable"}',
-                                   "0 0 0 1 2 2 2 2 2 2")], "6m", {}),
-    ("HypatosDeadLettersRising", [('rabbitmq_queue_messages{vhost="/",queue="hypatos.dead"}', "0 0 0 3 3 3")],
-     "5m", {"vhost": "/", "queue": "hypatos.dead"}),
-    ("HypatosDeadLettersRising", [('hypatos_dead_lettered_total{instance="w1:9100",reason="undecodable"}',
-                                   "4x20")], "10m", None),
-    ("HypatosAuthFailed", [('hypatos_requests_total{operation="companiesList",status="failed",'
-                            'error_code="auth_failed"}', "0 0 1 1 1 1")], "5m", {}),
-    ("HypatosAuthFailed", [('hypatos_token_requests_total{connection="acme",outcome="refused"}',
-                            "0 0 0 2 2")], "4m", {"connection": "acme"}),
-    ("HypatosAuthFailed", [('hypatos_token_requests_total{connection="acme",outcome="ok"}', "0+1x10")],
-     "9m", None),
-    ("HypatosRateLimited", [('hypatos_api_responses_total{connection="acme",status_class="429"}', "0+10x30"),
-                            ('hypatos_api_responses_total{connection="acme",status_class="2xx"}', "0+90x30")],
-     "20m", {"connection": "acme"}),
-    ("HypatosRateLimited", [('hypatos_api_responses_total{connection="acme",status_class="429"}', "0+1x30"),
-                            ('hypatos_api_responses_total{connection="acme",status_class="2xx"}', "0+99x30")],
-     "20m", None),
-    ("HypatosQueueBacklog", [(f"rabbitmq_queue_messages_ready{{{REQUESTS}}}", "1500x20")], "15m",
-     {"vhost": "/", "queue": "hypatos.requests"}),
+    (
+        "HypatosDeadLettersRising",
+        [('hypatos_dead_lettered_total{instance="w1:9100",reason="undecodable"}', "0 0 0 1 2 2 2 2 2 2")],
+        "6m",
+        {},
+    ),
+    (
+        "HypatosDeadLettersRising",
+        [('rabbitmq_queue_messages{vhost="/",queue="hypatos.dead"}', "0 0 0 3 3 3")],
+        "5m",
+        {"vhost": "/", "queue": "hypatos.dead"},
+    ),
+    (
+        "HypatosDeadLettersRising",
+        [('hypatos_dead_lettered_total{instance="w1:9100",reason="undecodable"}', "4x20")],
+        "10m",
+        None,
+    ),
+    (
+        "HypatosAuthFailed",
+        [
+            (
+                'hypatos_requests_total{operation="companiesList",status="failed",error_code="auth_failed"}',
+                "0 0 1 1 1 1",
+            )
+        ],
+        "5m",
+        {},
+    ),
+    (
+        "HypatosAuthFailed",
+        [('hypatos_token_requests_total{connection="acme",outcome="refused"}', "0 0 0 2 2")],
+        "4m",
+        {"connection": "acme"},
+    ),
+    (
+        "HypatosAuthFailed",
+        [('hypatos_token_requests_total{connection="acme",outcome="ok"}', "0+1x10")],
+        "9m",
+        None,
+    ),
+    (
+        "HypatosRateLimited",
+        [
+            ('hypatos_api_responses_total{connection="acme",status_class="429"}', "0+10x30"),
+            ('hypatos_api_responses_total{connection="acme",status_class="2xx"}', "0+90x30"),
+        ],
+        "20m",
+        {"connection": "acme"},
+    ),
+    (
+        "HypatosRateLimited",
+        [
+            ('hypatos_api_responses_total{connection="acme",status_class="429"}', "0+1x30"),
+            ('hypatos_api_responses_total{connection="acme",status_class="2xx"}', "0+99x30"),
+        ],
+        "20m",
+        None,
+    ),
+    (
+        "HypatosQueueBacklog",
+        [(f"rabbitmq_queue_messages_ready{{{REQUESTS}}}", "1500x20")],
+        "15m",
+        {"vhost": "/", "queue": "hypatos.requests"},
+    ),
     ("HypatosQueueBacklog", [(f"rabbitmq_queue_messages_ready{{{REQUESTS}}}", "500x20")], "15m", None),
-    ("HypatosResultsUnroutable", [('hypatos_results_unroutable_total{instance="w1:9100"}', "0 0 1 1")],
-     "3m", {}),
-    ("HypatosResultsUnroutable", [('hypatos_results_unroutable_total{instance="w1:9100"}', "1x10")],
-     "9m", None),
-    ("HypatosWorkerDown", [('up{job="hypatos-worker",instance="w1:9100"}', "0x10")], "6m",
-     {"job": "hypatos-worker", "instance": "w1:9100"}),
+    (
+        "HypatosResultsUnroutable",
+        [('hypatos_results_unroutable_total{instance="w1:9100"}', "0 0 1 1")],
+        "3m",
+        {},
+    ),
+    (
+        "HypatosResultsUnroutable",
+        [('hypatos_results_unroutable_total{instance="w1:9100"}', "1x10")],
+        "9m",
+        None,
+    ),
+    (
+        "HypatosWorkerDown",
+        [('up{job="hypatos-worker",instance="w1:9100"}', "0x10")],
+        "6m",
+        {"job": "hypatos-worker", "instance": "w1:9100"},
+    ),
     ("HypatosWorkerDown", [('up{job="hypatos-worker",instance="w1:9100"}', "1x10")], "6m", None),
-]  # fmt: skip
+]
 
 
 def test_every_alert_has_a_case_that_fires_it_and_one_that_does_not() -> None:

@@ -28,86 +28,147 @@ VALID: dict[str, object] = {
     "documentsUpdateTitle": "New Title of Document",
     "documentsUpdateTransfer": {"successful": False, "message": "Upload failed due to ERP being down"},
     "processFileIntoDocument": {
-        "fileId": "5349b4ddd2781d08c09890f4", "projectId": "00000020f51bb4362eee2a4d",
+        "fileId": "5349b4ddd2781d08c09890f4",
+        "projectId": "00000020f51bb4362eee2a4d",
         "externalId": "doc-0001",
         "externalData": {"key1": "value1", "amount": 12.5, "approved": True, "note": None},
     },
     "projectsCreate": {
-        "name": "My Project", "note": "My project description note",
+        "name": "My Project",
+        "note": "My project description note",
         "ocr": {"engine": "abbyy", "features": ["barcodes"], "languages": ["German", "English"]},
-        "extractionModelId": "63e6663823b4c1f5287398bb", "completion": "manual", "duplicates": "allow",
+        "extractionModelId": "63e6663823b4c1f5287398bb",
+        "completion": "manual",
+        "duplicates": "allow",
         "members": {"allow": "members", "members": ["63e6663823b4c1f5287398bb"]},
-        "schema": {"version": 1, "dataPoints": [{"internalName": "number", "displayName": "Number",
-                                                 "type": "string", "normalization": [], "rules": {}}],
-                   "features": {"derivation": False}},
+        "schema": {
+            "version": 1,
+            "dataPoints": [
+                {
+                    "internalName": "number",
+                    "displayName": "Number",
+                    "type": "string",
+                    "normalization": [],
+                    "rules": {},
+                }
+            ],
+            "features": {"derivation": False},
+        },
     },
     "insertApprover": {
-        "externalId": "UserID#1234", "companyAssignment": ["DE01", "US01"], "isActive": True,
-        "firstName": "Koala", "lastName": "Hinze", "email": "accountant@sap.com",
+        "externalId": "UserID#1234",
+        "companyAssignment": ["DE01", "US01"],
+        "isActive": True,
+        "firstName": "Koala",
+        "lastName": "Hinze",
+        "email": "accountant@sap.com",
         "phoneNumber": "491001234567891",
     },
     "insertCompany": {
-        "externalId": "DE01", "name": "Acmne Corp.", "street": "Hauptstr. 1",
-        "addressAdditional": "Eingang B", "postcode": "10001", "city": "Berlin", "state": "Berlin",
-        "countryCode": "DE", "vatIds": [{"id": "DE123456789X", "countryCode": "DE"}],
+        "externalId": "DE01",
+        "name": "Acmne Corp.",
+        "street": "Hauptstr. 1",
+        "addressAdditional": "Eingang B",
+        "postcode": "10001",
+        "city": "Berlin",
+        "state": "Berlin",
+        "countryCode": "DE",
+        "vatIds": [{"id": "DE123456789X", "countryCode": "DE"}],
         "taxIds": [{"id": "123-456-789X", "type": "TIN"}],
         "customFields": {"region": "north"},
     },
     "insertCostCenter": {
-        "externalId": "0000100CO1", "code": "CO1", "companyAssignment": ["DE01"],
+        "externalId": "0000100CO1",
+        "code": "CO1",
+        "companyAssignment": ["DE01"],
         "type": {"value": "OE", "labels": [{"text": "Org unit", "language": "en"}]},
         "label": [{"text": "Sales Engineers", "language": "en"}],
         "shortLabel": [{"text": "Sales Eng.", "language": "en"}],
     },
     "insertCustomer": {
-        "externalId": "0000100000", "name": "Acmne Corp.", "countryCode": "DE", "blockedForPosting": False,
-        "customerSubsidiaries": [{
-            "externalCompanyId": "DE01", "blockedForPayment": False,
-            "paymentTerms": {"paymentTermKey": "T10",
-                             "descriptions": [{"text": "Please pay us", "language": "en"}]},
-            "defaultAccountAssignment": {"glAccountCode": "0000100GL1", "costCenterCode": "0000100CC1"},
-            "withholdingTaxInfo": [{"description": "Some tax", "key": "WHT-432"}],
-        }],
+        "externalId": "0000100000",
+        "name": "Acmne Corp.",
+        "countryCode": "DE",
+        "blockedForPosting": False,
+        "customerSubsidiaries": [
+            {
+                "externalCompanyId": "DE01",
+                "blockedForPayment": False,
+                "paymentTerms": {
+                    "paymentTermKey": "T10",
+                    "descriptions": [{"text": "Please pay us", "language": "en"}],
+                },
+                "defaultAccountAssignment": {"glAccountCode": "0000100GL1", "costCenterCode": "0000100CC1"},
+                "withholdingTaxInfo": [{"description": "Some tax", "key": "WHT-432"}],
+            }
+        ],
         "customerBankAccounts": [
             {"externalId": "12341234", "iban": "DE91100000000123456789", "isActive": True}
         ],
     },
     "insertGLAccount": {
-        "externalId": "0000100GL1", "code": "GL1", "companyAssignment": ["DE01", "US01"],
+        "externalId": "0000100GL1",
+        "code": "GL1",
+        "companyAssignment": ["DE01", "US01"],
         "category": {"value": "EXP", "labels": [{"text": "Expenses", "language": "en"}]},
         "label": [{"text": "Entertainment Expenses", "language": "en"}],
     },
     "insertInvoice": {
-        "externalId": "SUPPLIER_INVOICE-3-1", "documentId": HEX_ID,
+        "externalId": "SUPPLIER_INVOICE-3-1",
+        "documentId": HEX_ID,
         "documents": [{"id": HEX_ID, "type": "invoice"}],
-        "supplierInvoiceNumber": "10000001", "externalSupplierId": "0000100000", "issuedDate": "2000-12-31",
-        "postingDate": "2000-12-31", "isCanceled": False, "currency": "EUR", "totalNetAmount": 81,
-        "totalTaxAmount": 19, "totalGrossAmount": 119, "customFields": {"costObject": "A1"},
-        "invoiceLines": [{
-            "externalId": "00000001", "quantity": 2, "netAmount": 1.23, "unitPrice": 19.0123,
-            "taxCode": {"description": "DEU - Standard (19%)", "code": "DEU_Standard"},
-            "accountAssignments": [{"externalGlAccountId": "0000100GL1", "quantity": 2}],
-            "externalPurchaseOrderId": "4500016221", "purchaseOrderLineNumber": "00010",
-        }],
+        "supplierInvoiceNumber": "10000001",
+        "externalSupplierId": "0000100000",
+        "issuedDate": "2000-12-31",
+        "postingDate": "2000-12-31",
+        "isCanceled": False,
+        "currency": "EUR",
+        "totalNetAmount": 81,
+        "totalTaxAmount": 19,
+        "totalGrossAmount": 119,
+        "customFields": {"costObject": "A1"},
+        "invoiceLines": [
+            {
+                "externalId": "00000001",
+                "quantity": 2,
+                "netAmount": 1.23,
+                "unitPrice": 19.0123,
+                "taxCode": {"description": "DEU - Standard (19%)", "code": "DEU_Standard"},
+                "accountAssignments": [{"externalGlAccountId": "0000100GL1", "quantity": 2}],
+                "externalPurchaseOrderId": "4500016221",
+                "purchaseOrderLineNumber": "00010",
+            }
+        ],
         "withholdingTax": [{"key": "WHT-432", "baseAmount": 632.78, "amount": 21.39, "currency": "EUR"}],
     },
     "insertPurchaseOrder": {
-        "externalId": "4500016221", "createdDate": "2000-12-31", "language": "en", "currency": "EUR",
-        "status": "OPEN", "totalGrossAmount": 119,
-        "purchaseOrderLines": [{
-            "purchaseOrderLineNumber": "00010", "quantity": 2, "status": "OPEN",
-            "material": {"externalId": "2a6300181f08402e710ea3f180214bc1", "description": "Dell Laptop"},
-        }],
+        "externalId": "4500016221",
+        "createdDate": "2000-12-31",
+        "language": "en",
+        "currency": "EUR",
+        "status": "OPEN",
+        "totalGrossAmount": 119,
+        "purchaseOrderLines": [
+            {
+                "purchaseOrderLineNumber": "00010",
+                "quantity": 2,
+                "status": "OPEN",
+                "material": {"externalId": "2a6300181f08402e710ea3f180214bc1", "description": "Dell Laptop"},
+            }
+        ],
     },
     "insertSupplier": {
-        "externalId": "0000100000", "name": "Acmne Corp.", "countryCode": "DE", "blockedForPayment": False,
+        "externalId": "0000100000",
+        "name": "Acmne Corp.",
+        "countryCode": "DE",
+        "blockedForPayment": False,
         "defaultAccountAssignment": {"glAccountCode": "0000100GL1", "externalApproverId": "MMUSTERMANN"},
         "defaultGlAccountCode": "0000100GL1",
         "supplierSubsidiaries": [{"externalCompanyId": "DE01", "enabledForAutoPosting": True}],
         "supplierBankAccounts": [{"externalId": "12341234", "countryCode": "DE", "bic": "CHASUS33XXX"}],
         "vatIds": [{"id": "DE123456789X", "countryCode": None}],
     },
-}  # fmt: skip
+}
 
 #: The smallest bodies the spec accepts.
 MINIMAL: dict[str, object] = {
@@ -116,8 +177,12 @@ MINIMAL: dict[str, object] = {
     "documentsUpdateTitle": "",
     "documentsUpdateTransfer": {"successful": True},
     "processFileIntoDocument": {"fileId": "f", "projectId": "p"},
-    "projectsCreate": {"name": "P", "ocr": {"engine": "google", "features": []}, "extractionModelId": "m",
-                       "members": {"allow": "all"}},
+    "projectsCreate": {
+        "name": "P",
+        "ocr": {"engine": "google", "features": []},
+        "extractionModelId": "m",
+        "members": {"allow": "all"},
+    },
     "insertApprover": {"externalId": "A1"},
     "insertCompany": {"externalId": "DE01", "name": "Acme"},
     "insertCostCenter": {"externalId": "CC1", "code": "CO 1"},
@@ -126,7 +191,7 @@ MINIMAL: dict[str, object] = {
     "insertInvoice": {"externalId": "I1", "documentId": HEX_ID, "invoiceLines": [{}]},
     "insertPurchaseOrder": {"externalId": "PO1"},
     "insertSupplier": {"externalId": "S1", "name": "Acme"},
-}  # fmt: skip
+}
 
 
 def _fields(operation: str, body: object) -> list[str]:
@@ -217,11 +282,16 @@ BAD_BODIES = [
     ("processFileIntoDocument", _with("processFileIntoDocument", fileId=7), ["body.fileId"]),
     ("processFileIntoDocument", _with("processFileIntoDocument", externalId=["a"]), ["body.externalId"]),
     ("processFileIntoDocument", _with("processFileIntoDocument", externalData="k=v"), ["body.externalData"]),
-    ("processFileIntoDocument",
-     _with("processFileIntoDocument", externalData={f"k{i}": 1 for i in range(25)}),
-     ["body.externalData"]),
-    ("processFileIntoDocument", _with("processFileIntoDocument", externalData={LONG_KEY: 1, "x": [2]}),
-     ["body.externalData", "body.externalData.x"]),
+    (
+        "processFileIntoDocument",
+        _with("processFileIntoDocument", externalData={f"k{i}": 1 for i in range(25)}),
+        ["body.externalData"],
+    ),
+    (
+        "processFileIntoDocument",
+        _with("processFileIntoDocument", externalData={LONG_KEY: 1, "x": [2]}),
+        ["body.externalData", "body.externalData.x"],
+    ),
     # projectsCreate
     ("projectsCreate", {}, ["body.extractionModelId", "body.members", "body.name", "body.ocr"]),
     ("projectsCreate", _with("projectsCreate", name=""), ["body.name"]),
@@ -229,61 +299,110 @@ BAD_BODIES = [
     ("projectsCreate", _with("projectsCreate", note="n" * 1001), ["body.note"]),
     ("projectsCreate", _with("projectsCreate", ocr={"engine": "tesseract"}), ["body.ocr.engine"]),
     ("projectsCreate", _with("projectsCreate", ocr={"features": []}), ["body.ocr.engine"]),
-    ("projectsCreate", _with("projectsCreate", ocr={"engine": "abbyy", "features": []}),
-     ["body.ocr.languages"]),
-    ("projectsCreate", _with("projectsCreate", ocr={"engine": "abbyy", "features": [], "languages": []}),
-     ["body.ocr.languages"]),
-    ("projectsCreate",
-     _with("projectsCreate", ocr={"engine": "abbyy", "features": [], "languages": ["German"] * 6}),
-     ["body.ocr.languages"]),
-    ("projectsCreate", _with("projectsCreate", ocr={"engine": "abbyy", "features": ["plainText"],
-                                                    "languages": ["Klingon"]}),
-     ["body.ocr.features[0]", "body.ocr.languages[0]"]),
-    ("projectsCreate", _with("projectsCreate", ocr={"engine": "google", "features": ["handwriting"]}),
-     ["body.ocr.features[0]"]),
+    (
+        "projectsCreate",
+        _with("projectsCreate", ocr={"engine": "abbyy", "features": []}),
+        ["body.ocr.languages"],
+    ),
+    (
+        "projectsCreate",
+        _with("projectsCreate", ocr={"engine": "abbyy", "features": [], "languages": []}),
+        ["body.ocr.languages"],
+    ),
+    (
+        "projectsCreate",
+        _with("projectsCreate", ocr={"engine": "abbyy", "features": [], "languages": ["German"] * 6}),
+        ["body.ocr.languages"],
+    ),
+    (
+        "projectsCreate",
+        _with("projectsCreate", ocr={"engine": "abbyy", "features": ["plainText"], "languages": ["Klingon"]}),
+        ["body.ocr.features[0]", "body.ocr.languages[0]"],
+    ),
+    (
+        "projectsCreate",
+        _with("projectsCreate", ocr={"engine": "google", "features": ["handwriting"]}),
+        ["body.ocr.features[0]"],
+    ),
     ("projectsCreate", _with("projectsCreate", members={"members": ["a"]}), ["body.members.allow"]),
-    ("projectsCreate", _with("projectsCreate", members={"allow": "members", "members": [1]}),
-     ["body.members.members[0]"]),
-    ("projectsCreate", _with("projectsCreate", completion="auto", duplicates="skip"),
-     ["body.completion", "body.duplicates"]),
-    ("projectsCreate", _with("projectsCreate", schema={"version": "1", "dataPoints": [{"rules": []}]}),
-     ["body.schema.dataPoints[0].rules", "body.schema.version"]),
+    (
+        "projectsCreate",
+        _with("projectsCreate", members={"allow": "members", "members": [1]}),
+        ["body.members.members[0]"],
+    ),
+    (
+        "projectsCreate",
+        _with("projectsCreate", completion="auto", duplicates="skip"),
+        ["body.completion", "body.duplicates"],
+    ),
+    (
+        "projectsCreate",
+        _with("projectsCreate", schema={"version": "1", "dataPoints": [{"rules": []}]}),
+        ["body.schema.dataPoints[0].rules", "body.schema.version"],
+    ),
     # insertApprover
     ("insertApprover", _without("insertApprover", "externalId"), ["body.externalId"]),
     ("insertApprover", _with("insertApprover", externalId="User 1"), ["body.externalId"]),
     ("insertApprover", _with("insertApprover", externalId=""), ["body.externalId"]),
     ("insertApprover", _with("insertApprover", email="not-an-address"), ["body.email"]),
-    ("insertApprover", _with("insertApprover", isActive="yes", companyAssignment=["DE01", 2]),
-     ["body.companyAssignment[1]", "body.isActive"]),
+    (
+        "insertApprover",
+        _with("insertApprover", isActive="yes", companyAssignment=["DE01", 2]),
+        ["body.companyAssignment[1]", "body.isActive"],
+    ),
     ("insertApprover", _with("insertApprover", firstName=None), ["body.firstName"]),
     # insertCompany
     ("insertCompany", _without("insertCompany", "name", "externalId"), ["body.externalId", "body.name"]),
     ("insertCompany", _with("insertCompany", name="   "), ["body.name"]),
     ("insertCompany", _with("insertCompany", name="Acme\tCorp"), ["body.name"]),
     ("insertCompany", _with("insertCompany", countryCode="XX"), ["body.countryCode"]),
-    ("insertCompany", _with("insertCompany", vatIds=[{"id": 1, "countryCode": "de"}]),
-     ["body.vatIds[0].countryCode", "body.vatIds[0].id"]),
+    (
+        "insertCompany",
+        _with("insertCompany", vatIds=[{"id": 1, "countryCode": "de"}]),
+        ["body.vatIds[0].countryCode", "body.vatIds[0].id"],
+    ),
     ("insertCompany", _with("insertCompany", customFields={"region": 3}), ["body.customFields.region"]),
     ("insertCompany", _with("insertCompany", taxIds={"id": "1"}), ["body.taxIds"]),
     # insertCostCenter
     ("insertCostCenter", _without("insertCostCenter", "code"), ["body.code"]),
     ("insertCostCenter", _with("insertCostCenter", code=" CO1"), ["body.code"]),
     ("insertCostCenter", _with("insertCostCenter", code="CO1 "), ["body.code"]),
-    ("insertCostCenter", _with("insertCostCenter", label=[{"text": "x", "language": "english"}]),
-     ["body.label[0].language"]),
-    ("insertCostCenter", _with("insertCostCenter", type={"value": "OE", "labels": [{"text": 5}]}),
-     ["body.type.labels[0].text"]),
+    (
+        "insertCostCenter",
+        _with("insertCostCenter", label=[{"text": "x", "language": "english"}]),
+        ["body.label[0].language"],
+    ),
+    (
+        "insertCostCenter",
+        _with("insertCostCenter", type={"value": "OE", "labels": [{"text": 5}]}),
+        ["body.type.labels[0].text"],
+    ),
     # insertCustomer
-    ("insertCustomer", _with("insertCustomer", customerBankAccounts=[{"iban": "DE91"}]),
-     ["body.customerBankAccounts[0].externalId"]),
-    ("insertCustomer", _with("insertCustomer", customerSubsidiaries=[
-        {"paymentTerms": {"descriptions": [{"text": 1}]}, "blockedForPosting": "no"}]),
-     ["body.customerSubsidiaries[0].blockedForPosting",
-      "body.customerSubsidiaries[0].paymentTerms.descriptions[0].text"]),
+    (
+        "insertCustomer",
+        _with("insertCustomer", customerBankAccounts=[{"iban": "DE91"}]),
+        ["body.customerBankAccounts[0].externalId"],
+    ),
+    (
+        "insertCustomer",
+        _with(
+            "insertCustomer",
+            customerSubsidiaries=[
+                {"paymentTerms": {"descriptions": [{"text": 1}]}, "blockedForPosting": "no"}
+            ],
+        ),
+        [
+            "body.customerSubsidiaries[0].blockedForPosting",
+            "body.customerSubsidiaries[0].paymentTerms.descriptions[0].text",
+        ],
+    ),
     # insertGLAccount
     ("insertGLAccount", _without("insertGLAccount", "code", "externalId"), ["body.code", "body.externalId"]),
-    ("insertGLAccount", _with("insertGLAccount", category={"labels": [{"language": "EN"}]}),
-     ["body.category.labels[0].language"]),
+    (
+        "insertGLAccount",
+        _with("insertGLAccount", category={"labels": [{"language": "EN"}]}),
+        ["body.category.labels[0].language"],
+    ),
     ("insertGLAccount", _with("insertGLAccount", companyAssignment="DE01"), ["body.companyAssignment"]),
     # insertInvoice
     ("insertInvoice", _without("insertInvoice", "invoiceLines"), ["body.invoiceLines"]),
@@ -291,45 +410,103 @@ BAD_BODIES = [
     ("insertInvoice", _without("insertInvoice", "documentId", "documents"), ["body"]),
     ("insertInvoice", _with("insertInvoice", documentId="123"), ["body.documentId"]),
     ("insertInvoice", _with("insertInvoice", documents=[]), ["body.documents"]),
-    ("insertInvoice", _with("insertInvoice", documents=[{"type": "invoice"}, {"id": "x" * 24}]),
-     ["body.documents[0].id", "body.documents[1].id"]),
-    ("insertInvoice", _with("insertInvoice", issuedDate="31.12.2000", receivedDate="2000-02-30",
-                            postingDate="2000-12-31T10:00:00Z"),
-     ["body.issuedDate", "body.postingDate", "body.receivedDate"]),
-    ("insertInvoice", _with("insertInvoice", currency="EURO", totalNetAmount="81"),
-     ["body.currency", "body.totalNetAmount"]),
+    (
+        "insertInvoice",
+        _with("insertInvoice", documents=[{"type": "invoice"}, {"id": "x" * 24}]),
+        ["body.documents[0].id", "body.documents[1].id"],
+    ),
+    (
+        "insertInvoice",
+        _with(
+            "insertInvoice",
+            issuedDate="31.12.2000",
+            receivedDate="2000-02-30",
+            postingDate="2000-12-31T10:00:00Z",
+        ),
+        ["body.issuedDate", "body.postingDate", "body.receivedDate"],
+    ),
+    (
+        "insertInvoice",
+        _with("insertInvoice", currency="EURO", totalNetAmount="81"),
+        ["body.currency", "body.totalNetAmount"],
+    ),
     ("insertInvoice", _with("insertInvoice", isCanceled=0), ["body.isCanceled"]),
-    ("insertInvoice", _with("insertInvoice", invoiceLines=[
-        {"quantity": "2"}, {"accountAssignments": [{"quantity": True}], "externalId": "line 2"}]),
-     ["body.invoiceLines[0].quantity", "body.invoiceLines[1].accountAssignments[0].quantity",
-      "body.invoiceLines[1].externalId"]),
-    ("insertInvoice", _with("insertInvoice", invoiceLines=[{"taxCode": "19%"}]),
-     ["body.invoiceLines[0].taxCode"]),
-    ("insertInvoice", _with("insertInvoice", withholdingTax=[{"currency": "eur"}]),
-     ["body.withholdingTax[0].currency"]),
-    ("insertInvoice", {"invoiceLines": [{"netAmount": "x"}]},
-     ["body", "body.externalId", "body.invoiceLines[0].netAmount"]),
+    (
+        "insertInvoice",
+        _with(
+            "insertInvoice",
+            invoiceLines=[
+                {"quantity": "2"},
+                {"accountAssignments": [{"quantity": True}], "externalId": "line 2"},
+            ],
+        ),
+        [
+            "body.invoiceLines[0].quantity",
+            "body.invoiceLines[1].accountAssignments[0].quantity",
+            "body.invoiceLines[1].externalId",
+        ],
+    ),
+    (
+        "insertInvoice",
+        _with("insertInvoice", invoiceLines=[{"taxCode": "19%"}]),
+        ["body.invoiceLines[0].taxCode"],
+    ),
+    (
+        "insertInvoice",
+        _with("insertInvoice", withholdingTax=[{"currency": "eur"}]),
+        ["body.withholdingTax[0].currency"],
+    ),
+    (
+        "insertInvoice",
+        {"invoiceLines": [{"netAmount": "x"}]},
+        ["body", "body.externalId", "body.invoiceLines[0].netAmount"],
+    ),
     # insertPurchaseOrder
-    ("insertPurchaseOrder", _with("insertPurchaseOrder", purchaseOrderLines=[{"quantity": 1}]),
-     ["body.purchaseOrderLines[0].purchaseOrderLineNumber"]),
-    ("insertPurchaseOrder", _with("insertPurchaseOrder", purchaseOrderLines=[
-        {"purchaseOrderLineNumber": 10, "material": {"externalId": "M 1"}}]),
-     ["body.purchaseOrderLines[0].material.externalId",
-      "body.purchaseOrderLines[0].purchaseOrderLineNumber"]),
-    ("insertPurchaseOrder", _with("insertPurchaseOrder", language="EN", createdDate="2000-13-01"),
-     ["body.createdDate", "body.language"]),
+    (
+        "insertPurchaseOrder",
+        _with("insertPurchaseOrder", purchaseOrderLines=[{"quantity": 1}]),
+        ["body.purchaseOrderLines[0].purchaseOrderLineNumber"],
+    ),
+    (
+        "insertPurchaseOrder",
+        _with(
+            "insertPurchaseOrder",
+            purchaseOrderLines=[{"purchaseOrderLineNumber": 10, "material": {"externalId": "M 1"}}],
+        ),
+        [
+            "body.purchaseOrderLines[0].material.externalId",
+            "body.purchaseOrderLines[0].purchaseOrderLineNumber",
+        ],
+    ),
+    (
+        "insertPurchaseOrder",
+        _with("insertPurchaseOrder", language="EN", createdDate="2000-13-01"),
+        ["body.createdDate", "body.language"],
+    ),
     # insertSupplier
     ("insertSupplier", _without("insertSupplier", "name"), ["body.name"]),
-    ("insertSupplier", _with("insertSupplier", defaultAccountAssignment={"glAccountCode": 100}),
-     ["body.defaultAccountAssignment.glAccountCode"]),
-    ("insertSupplier", _with("insertSupplier", supplierSubsidiaries=[
-        {"withholdingTaxInfo": [{"key": 1}], "defaultAccountAssignment": []}]),
-     ["body.supplierSubsidiaries[0].defaultAccountAssignment",
-      "body.supplierSubsidiaries[0].withholdingTaxInfo[0].key"]),
-    ("insertSupplier",
-     _with("insertSupplier", supplierBankAccounts=[{"externalId": "1", "countryCode": "XX"}]),
-     ["body.supplierBankAccounts[0].countryCode"]),
-]  # fmt: skip
+    (
+        "insertSupplier",
+        _with("insertSupplier", defaultAccountAssignment={"glAccountCode": 100}),
+        ["body.defaultAccountAssignment.glAccountCode"],
+    ),
+    (
+        "insertSupplier",
+        _with(
+            "insertSupplier",
+            supplierSubsidiaries=[{"withholdingTaxInfo": [{"key": 1}], "defaultAccountAssignment": []}],
+        ),
+        [
+            "body.supplierSubsidiaries[0].defaultAccountAssignment",
+            "body.supplierSubsidiaries[0].withholdingTaxInfo[0].key",
+        ],
+    ),
+    (
+        "insertSupplier",
+        _with("insertSupplier", supplierBankAccounts=[{"externalId": "1", "countryCode": "XX"}]),
+        ["body.supplierBankAccounts[0].countryCode"],
+    ),
+]
 
 
 @pytest.mark.parametrize(("operation", "body", "fields"), BAD_BODIES)
@@ -495,8 +672,12 @@ class Comparison:
     ) -> None:
         s_props, m_props = s_node.get("properties", {}), m_node.get("properties", {})
         self.check(path, "properties", sorted(s_props), sorted(m_props))
-        self.check(path, "required", sorted({*s_node.get("required", []), *required}),
-                   sorted(m_node.get("required", [])))  # fmt: skip
+        self.check(
+            path,
+            "required",
+            sorted({*s_node.get("required", []), *required}),
+            sorted(m_node.get("required", [])),
+        )
         for name in sorted(s_props.keys() & m_props.keys()):
             self.node(s_props[name], m_props[name], f"{path}.{name}", frozenset())
 
@@ -520,13 +701,21 @@ def test_each_body_model_matches_the_spec_schema(spec: dict[str, Any], operation
 
 
 def test_the_enrichment_inserts_use_the_schemas_the_spec_names(spec: dict[str, Any]) -> None:
-    refs = {name: _request_schema(spec, name)["$ref"].rsplit("/", 1)[1] for name in JSON_OPERATIONS
-            if name.startswith("insert")}  # fmt: skip
+    refs = {
+        name: _request_schema(spec, name)["$ref"].rsplit("/", 1)[1]
+        for name in JSON_OPERATIONS
+        if name.startswith("insert")
+    }
     assert refs == {
-        "insertApprover": "approver", "insertCompany": "company", "insertCostCenter": "costCenter",
-        "insertCustomer": "customer", "insertGLAccount": "glAccount", "insertInvoice": "invoice",
-        "insertPurchaseOrder": "purchaseOrder", "insertSupplier": "supplier",
-    }  # fmt: skip
+        "insertApprover": "approver",
+        "insertCompany": "company",
+        "insertCostCenter": "costCenter",
+        "insertCustomer": "customer",
+        "insertGLAccount": "glAccount",
+        "insertInvoice": "invoice",
+        "insertPurchaseOrder": "purchaseOrder",
+        "insertSupplier": "supplier",
+    }
 
 
 def _example(spec: dict[str, Any], node: dict[str, Any]) -> Any:

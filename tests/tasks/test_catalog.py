@@ -7,11 +7,30 @@ import pytest
 from tasks.catalog import CATALOG, In, Operation, _check
 
 BOOMI_GET = {
-    "companiesGetById", "companiesList", "documentsGetById", "documentsList", "emailsContentGetByDocumentId",
-    "projectsGetById", "projectsList", "retrieveDocumentStates", "retrieveFile", "schemasGetByProjectId",
-}  # fmt: skip
-BOOMI_DELETE = {f"delete{k}" for k in ("Approver", "Company", "CostCenter", "Customer", "GLAccount",
-                                        "Invoice", "PurchaseOrder", "Supplier")}  # fmt: skip
+    "companiesGetById",
+    "companiesList",
+    "documentsGetById",
+    "documentsList",
+    "emailsContentGetByDocumentId",
+    "projectsGetById",
+    "projectsList",
+    "retrieveDocumentStates",
+    "retrieveFile",
+    "schemasGetByProjectId",
+}
+BOOMI_DELETE = {
+    f"delete{k}"
+    for k in (
+        "Approver",
+        "Company",
+        "CostCenter",
+        "Customer",
+        "GLAccount",
+        "Invoice",
+        "PurchaseOrder",
+        "Supplier",
+    )
+}
 
 
 def test_the_catalog_has_the_33_partner_operations() -> None:

@@ -34,8 +34,11 @@ def _upload_after_interruption(emulator: Any, tmp_path: Path, options: dict[str,
             request = build_request(operation, {}, None, upload=upload)
             attempt = Attempt(ClaimState.RESUMED, started_at=0.0)
             try:
-                return (await create_once(services, operation, services.connections.get("main"), request,
-                                          None, attempt, options)).decoded()  # fmt: skip
+                return (
+                    await create_once(
+                        services, operation, services.connections.get("main"), request, None, attempt, options
+                    )
+                ).decoded()
             except HypatosError as error:
                 return error
 
@@ -74,8 +77,12 @@ def test_given_on_interrupted_fail_then_an_interrupted_upload_is_not_repeated(
 def test_given_a_bad_on_interrupted_option_then_the_request_fails_validation(
     emulator: Any, tmp_path: Path, operation: str, value: str, message: str
 ) -> None:
-    request: dict[str, Any] = {"id": "u1", "connection": "main", "operation": operation,
-                               "options": {"on_interrupted": value}}  # fmt: skip
+    request: dict[str, Any] = {
+        "id": "u1",
+        "connection": "main",
+        "operation": operation,
+        "options": {"on_interrupted": value},
+    }
     if operation == "uploadFile":
         request["file"] = {"base64": base64.b64encode(PDF).decode()}
 

@@ -56,8 +56,11 @@ def test_given_concurrent_returns_to_a_stale_snapshot_then_one_refreshes_and_the
 
     async def test() -> list[Verdict]:
         watch = _watch(store)
-        return list(await asyncio.gather(*(watch.check(f"d{i}", now - 10, now - 10, project.list_page)
-                                           for i in range(5))))  # fmt: skip
+        return list(
+            await asyncio.gather(
+                *(watch.check(f"d{i}", now - 10, now - 10, project.list_page) for i in range(5))
+            )
+        )
 
     verdicts = asyncio.run(test())
 

@@ -29,8 +29,9 @@ class StreamingClient:
     """Stands in for `HypatosClient.call`: streams `chunks` into the request's sink, like the transport."""
 
     chunks: list[bytes]
-    headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/pdf",
-                                                             "x-hy-filename": "invoice.pdf"})  # fmt: skip
+    headers: dict[str, str] = field(
+        default_factory=lambda: {"content-type": "application/pdf", "x-hy-filename": "invoice.pdf"}
+    )
     #: Set to make calls wait (to hold many downloads in flight at once).
     gate: asyncio.Event | None = None
     in_flight: int = 0
@@ -56,8 +57,9 @@ def _services(client: StreamingClient, **settings: Any) -> Any:
 
 
 def _request(request_id: str, connection: str = "main", output: str = "outbox") -> Request:
-    return Request(id=request_id, connection=connection, operation="retrieveFile", params={"id": "f1"},
-                   output=output)  # fmt: skip
+    return Request(
+        id=request_id, connection=connection, operation="retrieveFile", params={"id": "f1"}, output=output
+    )
 
 
 def _download(services: Any, request: Request) -> dict[str, Any]:
@@ -77,9 +79,14 @@ def test_given_ids_that_read_alike_on_different_connections_then_their_outbox_na
 
 @pytest.mark.parametrize(
     ("connection", "request_id", "filename"),
-    [("main", "../../etc/passwd", "../../x.pdf"), ("c" * 300, "i" * 128, "f" * 300 + ".pdf"),
-     ("main", "...", "..."), ("main", "id", ""), ("ma\x00in", "lone\ud800", "nul\x00.pdf")],
-)  # fmt: skip
+    [
+        ("main", "../../etc/passwd", "../../x.pdf"),
+        ("c" * 300, "i" * 128, "f" * 300 + ".pdf"),
+        ("main", "...", "..."),
+        ("main", "id", ""),
+        ("ma\x00in", "lone\ud800", "nul\x00.pdf"),
+    ],
+)
 def test_given_hostile_or_long_parts_then_the_outbox_name_is_one_safe_component(
     connection: str, request_id: str, filename: str
 ) -> None:
@@ -91,8 +98,9 @@ def test_given_hostile_or_long_parts_then_the_outbox_name_is_one_safe_component(
 def test_given_two_requests_whose_names_used_to_collide_then_both_files_are_kept(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
     first = _download(_services(StreamingClient([b"%PDF first"]), outbox_dir=outbox), _request("inv 7"))
-    second = _download(_services(StreamingClient([b"%PDF second"]), outbox_dir=outbox),
-                       _request("inv/7", connection="other"))  # fmt: skip
+    second = _download(
+        _services(StreamingClient([b"%PDF second"]), outbox_dir=outbox), _request("inv/7", connection="other")
+    )
     assert first["path"] != second["path"]
     assert (outbox / first["path"]).read_bytes() == b"%PDF first"
     assert (outbox / second["path"]).read_bytes() == b"%PDF second"
@@ -109,6 +117,7 @@ def test_given_the_name_is_taken_then_another_is_chosen_and_the_existing_file_is
     taken = outbox_name("main", "inv 7", "invoice.pdf")
     (outbox / taken).write_bytes(b"earlier download")
     if not hard_links:
+
         def no_links(*_: Any) -> None:
             raise PermissionError(1, "Operation not permitted")
 
@@ -146,8 +155,17 @@ def test_given_a_latin1_file_name_header_then_it_is_read_as_latin1_and_the_resul
     data = _download(_services(client), _request("latin", output="base64"))
     assert data["filename"] == "März.pdf" and base64.b64decode(data["content_base64"]) == PDF
     assert data["sha256"] == hashlib.sha256(PDF).hexdigest()
-    Result(id="latin", connection="main", operation="retrieveFile", status="succeeded", http_status=200,
-           data=data, error=None, attempts=1, duration_ms=1).model_dump_json()  # fmt: skip
+    Result(
+        id="latin",
+        connection="main",
+        operation="retrieveFile",
+        status="succeeded",
+        http_status=200,
+        data=data,
+        error=None,
+        attempts=1,
+        duration_ms=1,
+    ).model_dump_json()
 
 
 def test_given_many_base64_downloads_then_the_process_holds_only_as_many_as_the_budget_allows() -> None:

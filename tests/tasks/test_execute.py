@@ -175,7 +175,7 @@ def test_given_the_retry_budget_spent_then_a_failed_retryable_result_that_is_not
     in_process: Build, emulator: Any
 ) -> None:
     emulator.set_faults(error_rate=1.0, error_statuses=[503])
-    worker = in_process(call_attempts=2, retry_max_attempts=5)
+    worker = in_process(call_attempts=2, request_attempts=5)
     envelope = Envelope(first_received_at=time.time(), attempts_before=4, deferrals=2)
     failed = worker.result(request(), envelope)
     assert failed["status"] == "failed" and failed["attempts"] == 6
@@ -187,7 +187,7 @@ def test_given_the_retry_budget_spent_then_a_failed_retryable_result_that_is_not
 
 def test_given_the_retry_time_spent_then_a_failed_retryable_result(in_process: Build, emulator: Any) -> None:
     emulator.set_faults(error_rate=1.0, error_statuses=[503])
-    worker = in_process(call_attempts=1, retry_max_elapsed_s=60)
+    worker = in_process(call_attempts=1, request_budget_s=60)
     failed = worker.result(request(), Envelope(first_received_at=time.time() - 61))
     assert failed["error"]["retryable"] is True and "retry budget spent" in failed["error"]["message"]
 
@@ -297,8 +297,12 @@ def test_given_a_project_creation_whose_answer_was_lost_then_the_project_is_foun
     in_process: Build, emulator: Any
 ) -> None:
     emulator.set_faults(drop_rate=1.0, drop_when="after", fault_operations=["Projects_createProject"])
-    body = {"name": "Invoices 2026", "ocr": {"engine": "google", "features": []}, "extractionModelId": "m1",
-            "members": {"allow": "all"}}  # fmt: skip
+    body = {
+        "name": "Invoices 2026",
+        "ocr": {"engine": "google", "features": []},
+        "extractionModelId": "m1",
+        "members": {"allow": "all"},
+    }
     result = in_process().result(request("p1", "projectsCreate", body=body))
     assert result["status"] == "succeeded" and result["data"]["name"] == "Invoices 2026"
     assert api_calls(emulator, "Projects_createProject") == 1

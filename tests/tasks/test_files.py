@@ -86,9 +86,17 @@ def test_given_a_symbolic_link_anywhere_in_the_path_then_the_upload_is_refused(f
 
 @pytest.mark.parametrize(
     "path",
-    ["../outside/inv.pdf", "sub/../sub/inv.pdf", "./sub/inv.pdf", "sub//inv.pdf", "sub/", "/etc/passwd",
-     "sub/inv.pdf\x00.txt", ".."],
-)  # fmt: skip
+    [
+        "../outside/inv.pdf",
+        "sub/../sub/inv.pdf",
+        "./sub/inv.pdf",
+        "sub//inv.pdf",
+        "sub/",
+        "/etc/passwd",
+        "sub/inv.pdf\x00.txt",
+        "..",
+    ],
+)
 def test_given_a_path_with_dot_empty_absolute_or_nul_parts_then_it_is_refused_before_opening(
     folders, path: str
 ) -> None:
@@ -104,8 +112,10 @@ def test_given_something_other_than_a_regular_non_empty_file_then_it_is_refused(
     (inbox / "empty.pdf").write_bytes(b"")
     with socket.socket(socket.AF_UNIX) as unix:
         unix.bind(str(inbox / "sock.pdf"))
-        messages = {name: _refusal(FileInput(path=name), inbox)["message"]
-                    for name in ("pipe.pdf", "empty.pdf", "sub", "missing.pdf", "sock.pdf")}  # fmt: skip
+        messages = {
+            name: _refusal(FileInput(path=name), inbox)["message"]
+            for name in ("pipe.pdf", "empty.pdf", "sub", "missing.pdf", "sock.pdf")
+        }
     assert messages["pipe.pdf"] == "is not a regular file" and messages["sub"] == "is not a regular file"
     assert messages["empty.pdf"] == "the file is empty"
     assert messages["missing.pdf"] == "no such file in the inbox folder"

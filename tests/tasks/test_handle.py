@@ -150,7 +150,7 @@ def test_given_a_transient_failure_then_the_request_is_deferred_through_the_dela
     assert queue == worker.settings.request_queue
     seconds = int("".join(levels), 2)
     assert deferred.routing_key == calculate_routing_key(seconds, worker.settings.request_queue)
-    assert 1 <= seconds <= worker.settings.retry_max_delay_s
+    assert 1 <= seconds <= worker.settings.broker_wait_max_s
     assert deferred.properties.user_id == WORKERS_USER
     assert deferred.properties.reply_to == "erp.replies" and deferred.properties.correlation_id == "c-3"
     headers = deferred.headers
@@ -164,7 +164,7 @@ def test_given_a_deferred_copy_coming_back_then_its_counters_carry_on(
     in_process: Build, emulator: Any
 ) -> None:
     emulator.set_faults(error_rate=1.0, error_statuses=[503])
-    worker = in_process(call_attempts=2, retry_max_attempts=3)
+    worker = in_process(call_attempts=2, request_attempts=3)
     worker.handle(request())
     [deferred] = worker.channel.published
     worker.handle(deferred.body, user_id=WORKERS_USER, headers=deferred.headers)

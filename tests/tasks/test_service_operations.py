@@ -26,8 +26,12 @@ from worker.transport import Transport
 
 
 def _connection(emulator: Any, secret: str = "test-secret", *, endpoint_url: str | None = None) -> Connection:
-    return Connection(name="main", endpoint_url=endpoint_url or emulator.base_url, client_id="test-client",
-                      client_secret=SecretStr(secret))  # fmt: skip
+    return Connection(
+        name="main",
+        endpoint_url=endpoint_url or emulator.base_url,
+        client_id="test-client",
+        client_secret=SecretStr(secret),
+    )
 
 
 class FakeClock:

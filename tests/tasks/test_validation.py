@@ -46,8 +46,10 @@ def test_given_a_bad_list_param_then_it_is_named(params: dict[str, object], fiel
 
 def test_given_several_problems_then_all_are_reported() -> None:
     assert sorted(_fields("documentsList", {"limit": 99, "sort": "x", "extra": 1})) == [
-        "params.extra", "params.limit", "params.sort"
-    ]  # fmt: skip
+        "params.extra",
+        "params.limit",
+        "params.sort",
+    ]
 
 
 def test_given_a_missing_path_param_then_it_is_required() -> None:
@@ -57,9 +59,13 @@ def test_given_a_missing_path_param_then_it_is_required() -> None:
 
 @pytest.mark.parametrize(
     ("operation", "body"),
-    [("documentsGetById", {"a": 1}), ("documentsUpdateTitle", None), ("documentsUpdateTitle", {"t": 1}),
-     ("documentsUpdateTransfer", "text")],
-)  # fmt: skip
+    [
+        ("documentsGetById", {"a": 1}),
+        ("documentsUpdateTitle", None),
+        ("documentsUpdateTitle", {"t": 1}),
+        ("documentsUpdateTransfer", "text"),
+    ],
+)
 def test_given_a_body_that_does_not_fit_the_operation_then_body_is_named(
     operation: str, body: object
 ) -> None:
@@ -109,10 +115,22 @@ def _details(operation: str, params: dict[str, object], body: object = None) -> 
         validate(CATALOG[operation], params, body)
     details = caught.value.details
     # whatever was refused, the failed result can be written as JSON
-    Result(id="r", connection="c", operation=operation, status="failed", http_status=None, data=None,
-           error=ResultError(code="validation_error", message=caught.value.message, retryable=False,
-                             details=[ErrorDetail(**d) for d in details]),
-           attempts=0, duration_ms=0).model_dump_json()  # fmt: skip
+    Result(
+        id="r",
+        connection="c",
+        operation=operation,
+        status="failed",
+        http_status=None,
+        data=None,
+        error=ResultError(
+            code="validation_error",
+            message=caught.value.message,
+            retryable=False,
+            details=[ErrorDetail(**d) for d in details],
+        ),
+        attempts=0,
+        duration_ms=0,
+    ).model_dump_json()
     return details
 
 
@@ -131,18 +149,26 @@ def test_given_dots_inside_a_path_param_then_they_travel_inside_one_segment() ->
 @pytest.mark.parametrize("bad", [NUL, LONE_SURROGATE])
 @pytest.mark.parametrize(
     ("operation", "params", "field"),
-    [("documentsGetById", {"id": "d{bad}"}, "params.id"),
-     ("documentsList", {"fileId": "f{bad}"}, "params.fileId"),
-     ("documentsList", {"projectId": ["p1", "p{bad}"]}, "params.projectId"),
-     ("projectsList", {"search": "s{bad}"}, "params.search"),
-     ("projectsList", {"offset": "1{bad}"}, "params.offset"),
-     ("insertSupplier", {"X-Hy-Meta-Internal-Company-Id": "c{bad}"}, "params.X-Hy-Meta-Internal-Company-Id")],
-)  # fmt: skip
+    [
+        ("documentsGetById", {"id": "d{bad}"}, "params.id"),
+        ("documentsList", {"fileId": "f{bad}"}, "params.fileId"),
+        ("documentsList", {"projectId": ["p1", "p{bad}"]}, "params.projectId"),
+        ("projectsList", {"search": "s{bad}"}, "params.search"),
+        ("projectsList", {"offset": "1{bad}"}, "params.offset"),
+        (
+            "insertSupplier",
+            {"X-Hy-Meta-Internal-Company-Id": "c{bad}"},
+            "params.X-Hy-Meta-Internal-Company-Id",
+        ),
+    ],
+)
 def test_given_nul_or_a_lone_surrogate_in_any_param_then_it_is_refused_naming_the_field(
     bad: str, operation: str, params: dict[str, object], field: str
 ) -> None:
-    filled = {k: [x.format(bad=bad) for x in v] if isinstance(v, list) else str(v).format(bad=bad)
-              for k, v in params.items()}  # fmt: skip
+    filled = {
+        k: [x.format(bad=bad) for x in v] if isinstance(v, list) else str(v).format(bad=bad)
+        for k, v in params.items()
+    }
     body = {"externalId": "S1", "name": "Acme"} if operation == "insertSupplier" else None
     assert field in [d["field"] for d in _details(operation, filled, body)]
 
@@ -173,12 +199,16 @@ def test_given_a_lone_surrogate_in_a_body_then_its_place_is_named() -> None:
 
 @pytest.mark.parametrize(
     ("file", "field"),
-    [({"path": "inv\x00.pdf"}, "file.path"), ({"path": "../inv.pdf"}, "file.path"),
-     ({"path": "/etc/passwd"}, "file.path"), ({"path": "a//b.pdf"}, "file.path"),
-     ({"base64": "JVBERi0xLjcK", "filename": "a\r\nb.pdf"}, "file.filename"),
-     ({"base64": "JVBERi0xLjcK", "content_type": "application/pdf\r\nX: y"}, "file.content_type"),
-     ({"base64": "JVBER\x00i0xLjcK"}, "file.base64")],
-)  # fmt: skip
+    [
+        ({"path": "inv\x00.pdf"}, "file.path"),
+        ({"path": "../inv.pdf"}, "file.path"),
+        ({"path": "/etc/passwd"}, "file.path"),
+        ({"path": "a//b.pdf"}, "file.path"),
+        ({"base64": "JVBERi0xLjcK", "filename": "a\r\nb.pdf"}, "file.filename"),
+        ({"base64": "JVBERi0xLjcK", "content_type": "application/pdf\r\nX: y"}, "file.content_type"),
+        ({"base64": "JVBER\x00i0xLjcK"}, "file.base64"),
+    ],
+)
 def test_given_a_file_field_that_cannot_be_used_then_the_request_is_refused_naming_it(
     file: dict[str, str], field: str
 ) -> None:

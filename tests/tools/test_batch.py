@@ -82,8 +82,14 @@ def test_given_results_then_in_progress_answers_wait_for_the_real_one() -> None:
 
 
 def test_given_report_lines_then_jsonl_csv_summary_and_exit_code_agree(tmp_path: Path) -> None:
-    data = {"document_id": "d1", "file_id": "f1", "state": "doneAutomatically", "uploads": 1, "api_calls": 4,
-            "timings_ms": {"wait": 2000.0}}  # fmt: skip
+    data = {
+        "document_id": "d1",
+        "file_id": "f1",
+        "state": "doneAutomatically",
+        "uploads": 1,
+        "api_calls": 4,
+        "timings_ms": {"wait": 2000.0},
+    }
     result = {"id": "c/p/1", "status": "succeeded", "data": data}
     lines = [
         ReportLine.from_result("a.pdf", result, replayed=False),

@@ -95,8 +95,9 @@ def test_given_a_file_inside_the_inbox_then_it_is_sent_by_path_else_as_base64(tm
     settings = WorkerSettings(_env_file=None, inbox_dir=inbox)
 
     def request(file: Path) -> dict[str, object]:
-        return build_request("uploadFile", "main", request_id="r1", params=(), body=None, file=file,
-                             settings=settings)  # fmt: skip
+        return build_request(
+            "uploadFile", "main", request_id="r1", params=(), body=None, file=file, settings=settings
+        )
 
     assert request(inside)["file"] == {"path": "2026/inv 1.pdf"}
     assert request(outside)["file"] == {
@@ -110,8 +111,9 @@ def test_given_a_file_larger_than_base64_allows_then_submit_says_to_use_the_inbo
     big.write_bytes(b"x" * 2048)
     settings = WorkerSettings(_env_file=None, max_base64_bytes=1024, base64_memory_bytes=4096)
     with pytest.raises(click.BadParameter, match="HYPATOS_INBOX_DIR"):
-        build_request("uploadFile", "main", request_id=None, params=(), body=None, file=big,
-                      settings=settings)  # fmt: skip
+        build_request(
+            "uploadFile", "main", request_id=None, params=(), body=None, file=big, settings=settings
+        )
 
 
 def test_given_an_id_the_contract_refuses_then_submit_says_so_before_sending() -> None:

@@ -24,12 +24,20 @@ def run_demo(broker_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The demo as a user runs it, with `broker_url` as HYPATOS_BROKER_URL and other settings of this
     shell that the demo must ignore."""
     # Both invalid for a worker: the demo's worker or handler must not read them.
-    env = {**os.environ, "HYPATOS_BROKER_URL": broker_url, "HYPATOS_METRICS_PORT": "not-a-port",
-           "HYPATOS_CONCURRENCY": "0"}  # fmt: skip
+    env = {
+        **os.environ,
+        "HYPATOS_BROKER_URL": broker_url,
+        "HYPATOS_METRICS_PORT": "not-a-port",
+        "HYPATOS_CONCURRENCY": "0",
+    }
     return subprocess.run(
         [sys.executable, "-m", "worker", "demo", "--requests", "3", *args],
-        env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
 
 
 def result_ids(done: subprocess.CompletedProcess[str]) -> list[str]:
@@ -91,8 +99,9 @@ def test_given_a_worker_that_exits_early_then_the_demo_stops_at_once_showing_its
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", "print('Error: the broker refused a declaration'); raise SystemExit(3)"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     process.wait(timeout=30)
     # When: the demo waits for it
     with pytest.raises(click.ClickException) as caught:

@@ -26,8 +26,12 @@ def health(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
     """Run ``hypatos-worker health --json`` with `env` (as a container probe would); exit code and report."""
     done = subprocess.run(
         [sys.executable, "-m", "worker", "health", "--json", "--timeout", "5", *args],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.stdout, done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -57,9 +61,13 @@ def test_given_a_running_worker_with_redis_then_every_check_passes_and_the_exit_
 def test_given_the_people_format_then_there_is_one_line_per_check_and_a_verdict(fleet: WorkerFleet) -> None:
     fleet.start(1)
     done = subprocess.run(
-        [sys.executable, "-m", "worker", "health"], env={**os.environ, **fleet.env},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "worker", "health"],
+        env={**os.environ, **fleet.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert [line.split()[1] for line in lines[:-1]] == list(CHECK_NAMES)
@@ -99,8 +107,12 @@ def test_given_a_request_queue_declared_classic_with_other_arguments_then_health
     # Given: someone created the request queue as a plain classic queue
     queue = queue_names["HYPATOS_REQUEST_QUEUE"]
     amqp.channel.queue_declare(queue=queue, durable=True, arguments={"x-queue-type": "classic"})
-    env = {**queue_names, "HYPATOS_BROKER_URL": broker_url, "HYPATOS_CONNECTIONS_FILE": str(connections_file),
-           "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1"}  # fmt: skip
+    env = {
+        **queue_names,
+        "HYPATOS_BROKER_URL": broker_url,
+        "HYPATOS_CONNECTIONS_FILE": str(connections_file),
+        "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
+    }
     # When
     code, report = health(env, "--workers", "0")
     # Then: the request queue check fails naming the argument, and the queue is left as it was
@@ -119,8 +131,9 @@ def test_given_a_request_queue_declared_classic_with_other_arguments_then_health
 def test_given_no_request_queue_then_health_fails_and_does_not_create_it(
     broker_url: str, queue_names: dict[str, str], amqp: AmqpTestClient
 ) -> None:
-    settings = WorkerSettings(**{k.removeprefix("HYPATOS_").lower(): v for k, v in queue_names.items()},
-                              broker_url=broker_url)  # fmt: skip
+    settings = WorkerSettings(
+        **{k.removeprefix("HYPATOS_").lower(): v for k, v in queue_names.items()}, broker_url=broker_url
+    )
     report = run_health(settings, only=["request_queue"], timeout_s=5)
     assert not report.healthy
     assert [c.status for c in report.checks] == ["ok", "failed"]  # broker, request_queue
@@ -174,7 +187,10 @@ def test_given_redis_configured_but_not_listening_then_the_redis_check_fails(con
 def test_given_an_unknown_check_name_then_it_is_a_usage_error() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "worker", "health", "--check", "disk"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert "unknown check" in done.stderr

@@ -19,16 +19,27 @@ pytestmark = pytest.mark.integration
 
 
 def result(request_id: str, status: str = "succeeded") -> dict[str, Any]:
-    return {"id": request_id, "connection": "main", "operation": "companiesList", "status": status,
-            "http_status": 200, "data": {"data": []}, "error": None, "attempts": 1,
-            "duration_ms": 3.0}  # fmt: skip
+    return {
+        "id": request_id,
+        "connection": "main",
+        "operation": "companiesList",
+        "status": status,
+        "http_status": 200,
+        "data": {"data": []},
+        "error": None,
+        "attempts": 1,
+        "duration_ms": 3.0,
+    }
 
 
 def results_command(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "worker", "results", *args], env={**os.environ, **env},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "worker", "results", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_given_results_waiting_then_results_prints_them_acknowledged_and_stops(
@@ -58,8 +69,15 @@ def test_given_follow_then_results_are_printed_as_they_arrive_until_sigterm(
     try:
         # When: requests are answered while it runs (one succeeds, one fails)
         request_queue = fleet.env["HYPATOS_REQUEST_QUEUE"]
-        amqp.publish(request_queue, {"id": "f-1", "connection": "main", "operation": "documentsGetById",
-                                     "params": {"id": document["id"]}})  # fmt: skip
+        amqp.publish(
+            request_queue,
+            {
+                "id": "f-1",
+                "connection": "main",
+                "operation": "documentsGetById",
+                "params": {"id": document["id"]},
+            },
+        )
         amqp.publish(request_queue, {"id": "f-2", "connection": "nobody", "operation": "companiesList"})
         assert follower.stdout is not None
         lines = [follower.stdout.readline() for _ in range(2)]

@@ -29,9 +29,13 @@ def hypatos_worker(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``hypatos-worker ARGS`` as a user would, with `env` on top of this environment."""
     return subprocess.run(
-        [sys.executable, "-m", "worker", *args], env={**os.environ, **env},
-        capture_output=True, text=True, timeout=timeout_s, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "worker", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 REQUEST = {"id": "r-1", "connection": "main", "operation": "companiesList"}
@@ -91,15 +95,35 @@ def test_given_a_worker_then_submit_wait_prints_the_result_and_the_exit_code_say
     document = emulator.seed_documents(1)[0]
     fleet.start(1)
     # When: a request that succeeds is sent with --wait
-    done = hypatos_worker(fleet.env, "submit", "documentsGetById", "--connection", "main",
-                          "--param", f"id={document['id']}", "--wait", "--timeout", "60")  # fmt: skip
+    done = hypatos_worker(
+        fleet.env,
+        "submit",
+        "documentsGetById",
+        "--connection",
+        "main",
+        "--param",
+        f"id={document['id']}",
+        "--wait",
+        "--timeout",
+        "60",
+    )
     # Then: its result is printed and the exit code is 0
     assert done.returncode == 0, done.stderr + fleet.logs()[-2000:]
     result = json.loads(done.stdout)
     assert result["status"] == "succeeded" and result["data"]["id"] == document["id"]
     # When: one that fails is sent (no such document), with an id of the caller's
-    done = hypatos_worker(fleet.env, "submit", "documentsGetById", "--connection", "main",
-                          "--id", "missing-1", "--param", f"id={'0' * 24}", "--wait")  # fmt: skip
+    done = hypatos_worker(
+        fleet.env,
+        "submit",
+        "documentsGetById",
+        "--connection",
+        "main",
+        "--id",
+        "missing-1",
+        "--param",
+        f"id={'0' * 24}",
+        "--wait",
+    )
     # Then: its failed result is printed and the exit code is not 0
     assert done.returncode == 1, done.stderr
     result = json.loads(done.stdout)
@@ -134,8 +158,19 @@ def test_given_no_wait_then_submit_prints_the_id_and_the_result_goes_to_the_resu
     fleet: WorkerFleet, amqp: AmqpTestClient
 ) -> None:
     fleet.start(1)
-    done = hypatos_worker(fleet.env, "submit", "documentsList", "--connection", "main", "--param", "limit=2",
-                          "--param", "state=done", "--param", "state=doneAutomatically")  # fmt: skip
+    done = hypatos_worker(
+        fleet.env,
+        "submit",
+        "documentsList",
+        "--connection",
+        "main",
+        "--param",
+        "limit=2",
+        "--param",
+        "state=done",
+        "--param",
+        "state=doneAutomatically",
+    )
     assert done.returncode == 0, done.stderr
     request_id = done.stdout.strip()
     [(properties, result)] = amqp.collect(fleet.env["HYPATOS_RESULT_QUEUE"], 1, timeout_s=60)

@@ -19,9 +19,9 @@ from worker.refusals import api_refusal, token_refusal
 @pytest.mark.parametrize(
     ("status", "action", "code"),
     [
-        (200, Action.SUCCESS, ""),
-        (202, Action.SUCCESS, ""),
-        (204, Action.SUCCESS, ""),
+        (200, Action.SUCCESS, None),
+        (202, Action.SUCCESS, None),
+        (204, Action.SUCCESS, None),
         (400, Action.FAIL, "bad_request"),
         (401, Action.REFRESH_TOKEN_THEN_RETRY, "auth_failed"),
         (403, Action.FAIL, "forbidden"),
@@ -89,8 +89,10 @@ def test_given_429_then_the_wait_comes_from_ratelimit_reset_or_retry_after() -> 
     assert retry_after_s(429, {"x-ratelimit-reset": "soon"}) is None
 
 
-@pytest.mark.parametrize(("status", "outcome"), [(200, "ok"), (400, "refused"), (401, "refused"),
-                                                 (403, "error"), (429, "error"), (503, "error")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(200, "ok"), (400, "refused"), (401, "refused"), (403, "error"), (429, "error"), (503, "error")],
+)
 def test_given_a_token_endpoint_status_then_its_metrics_outcome_is_as_tabled(
     status: int, outcome: str
 ) -> None:

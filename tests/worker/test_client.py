@@ -36,8 +36,9 @@ def call(
         waits.append(seconds)
 
     async def run() -> ApiResponse | HypatosError:
-        connection = Connection(name="main", endpoint_url=server.base_url, client_id="c",
-                                client_secret=SecretStr("client-secret"))  # fmt: skip
+        connection = Connection(
+            name="main", endpoint_url=server.base_url, client_id="c", client_secret=SecretStr("client-secret")
+        )
         async with aiohttp.ClientSession() as session:
             transport = Transport(session)
             tokens = TokenProvider(transport, policy=POLICY)
@@ -153,8 +154,14 @@ def test_given_a_text_error_page_then_its_start_is_in_the_message() -> None:
 
 
 def test_given_headers_and_a_body_then_they_are_sent_with_the_token() -> None:
-    request = ApiRequest("POST", "/documents/abc/title", headers={"X-Hy-Filename": "a.pdf"}, body=b"title",
-                         content_type="text/plain; charset=utf-8", query=(("a", "1"),))  # fmt: skip
+    request = ApiRequest(
+        "POST",
+        "/documents/abc/title",
+        headers={"X-Hy-Filename": "a.pdf"},
+        body=b"title",
+        content_type="text/plain; charset=utf-8",
+        query=(("a", "1"),),
+    )
     with ScriptedServer(Answer(204)) as server:
         response, _ = call(server, request=request)
     assert isinstance(response, ApiResponse) and response.status == 204 and response.decoded() is None

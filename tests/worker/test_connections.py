@@ -45,8 +45,10 @@ def test_given_a_token_url_outside_hypatos_then_it_is_refused() -> None:
 
 
 def test_given_custom_endpoints_allowed_then_any_url_is_accepted() -> None:
-    connection = _parse({"client_id": "id", "client_secret": "x" * 8, "endpoint_url": "http://127.0.0.1:1/v2"},
-                        allow_custom=True)  # fmt: skip
+    connection = _parse(
+        {"client_id": "id", "client_secret": "x" * 8, "endpoint_url": "http://127.0.0.1:1/v2"},
+        allow_custom=True,
+    )
     assert connection.access_token_url == "http://127.0.0.1:1/v2/auth/token"
 
 
@@ -67,10 +69,12 @@ def test_given_a_secret_from_the_environment_or_a_file_then_it_is_read(
 ) -> None:
     monkeypatch.setenv("ACME_SECRET", "from-env-123")
     (tmp_path / "secret.txt").write_text("from-file-456\n")
-    doc = {"connections": {
-        "env": {"client_id": "a", "client_secret_env": "ACME_SECRET"},
-        "file": {"client_id": "b", "client_secret_file": "secret.txt"},
-    }}  # fmt: skip
+    doc = {
+        "connections": {
+            "env": {"client_id": "a", "client_secret_env": "ACME_SECRET"},
+            "file": {"client_id": "b", "client_secret_file": "secret.txt"},
+        }
+    }
     connections = parse_connections(doc, allow_custom_endpoints=False, base_dir=tmp_path)
     assert connections["env"].client_secret.get_secret_value() == "from-env-123"
     assert connections["file"].client_secret.get_secret_value() == "from-file-456"
@@ -120,8 +124,11 @@ def test_given_the_file_changes_then_the_registry_serves_the_new_settings(tmp_pa
     path.write_text('[connections.a]\nclient_id = "one"\nclient_secret = "secret-one"\n')
     registry = ConnectionRegistry(path, allow_custom_endpoints=False)
     before = registry.get("a")
-    _touch_later(path, '[connections.a]\nclient_id = "two"\nclient_secret = "secret-two"\n'
-                       '[connections.b]\nclient_id = "b"\nclient_secret = "secret-b"\n')  # fmt: skip
+    _touch_later(
+        path,
+        '[connections.a]\nclient_id = "two"\nclient_secret = "secret-two"\n'
+        '[connections.b]\nclient_id = "b"\nclient_secret = "secret-b"\n',
+    )
     assert registry.get("a").client_id == "two"
     assert registry.names() == ["a", "b"]
     assert before.client_id == "one"  # what a running request holds does not change

@@ -106,8 +106,11 @@ def test_given_frames_failing_to_go_out_then_the_failure_is_only_logged() -> Non
 
 def message(tag: int, **properties: Any) -> Any:
     """A delivered message as aiormq hands it over."""
-    return SimpleNamespace(body=b'{"id": "r1"}', delivery_tag=tag,
-                           header=SimpleNamespace(properties=Basic.Properties(**properties)))  # fmt: skip
+    return SimpleNamespace(
+        body=b'{"id": "r1"}',
+        delivery_tag=tag,
+        header=SimpleNamespace(properties=Basic.Properties(**properties)),
+    )
 
 
 def consumer(handler: Any) -> RequestConsumer:

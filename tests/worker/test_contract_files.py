@@ -20,11 +20,17 @@ def test_the_committed_json_schemas_match_the_message_models() -> None:
 
 def test_the_committed_broker_definitions_match_the_default_topology() -> None:
     committed = json.loads((ROOT / "ops" / "rabbitmq" / "definitions.json").read_text(encoding="utf-8"))
-    assert committed == broker_definitions(WorkerSettings(_env_file=None, request_queue="hypatos.requests",
-                                                          result_queue="hypatos.results",
-                                                          dead_letter_queue="hypatos.dead",
-                                                          task_queue="hypatos.tasks", queue_type="quorum",
-                                                          delivery_limit=5))  # fmt: skip
+    assert committed == broker_definitions(
+        WorkerSettings(
+            _env_file=None,
+            request_queue="hypatos.requests",
+            result_queue="hypatos.results",
+            dead_letter_queue="hypatos.dead",
+            task_queue="hypatos.tasks",
+            queue_type="quorum",
+            delivery_limit=5,
+        )
+    )
 
 
 def test_the_request_schema_requires_the_three_fields_and_bounds_the_id() -> None:

@@ -44,8 +44,9 @@ SECRET = "test-secret"
 def _connection(
     endpoint_url: str, *, client_id: str = "test-client", secret: str = SECRET, **fields: Any
 ) -> Connection:
-    return Connection(name="main", endpoint_url=endpoint_url, client_id=client_id,
-                      client_secret=SecretStr(secret), **fields)  # fmt: skip
+    return Connection(
+        name="main", endpoint_url=endpoint_url, client_id=client_id, client_secret=SecretStr(secret), **fields
+    )
 
 
 class RecordingTransport(Transport):
@@ -285,8 +286,15 @@ def _json(status: int, body: dict[str, Any], **headers: str) -> ApiResponse:
     return ApiResponse(status, {"content-type": "application/json", **headers}, json.dumps(body).encode())
 
 
-TOKEN = _json(200, {"access_token": "scripted-token-value", "token_type": "Bearer", "expires_in": 3600,
-                    "scope": "documents.read"})  # fmt: skip
+TOKEN = _json(
+    200,
+    {
+        "access_token": "scripted-token-value",
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "scope": "documents.read",
+    },
+)
 HTTPS = "https://api.cloud.hypatos.ai/v2"
 
 
@@ -335,8 +343,9 @@ def test_given_a_forbidden_read_then_the_api_call_fails_naming_the_scope() -> No
 
 
 def test_given_a_network_error_on_the_read_then_the_api_call_fails() -> None:
-    error = TransientError("the connection to Hypatos failed mid-request (ServerDisconnectedError)",
-                           code="network_error")  # fmt: skip
+    error = TransientError(
+        "the connection to Hypatos failed mid-request (ServerDisconnectedError)", code="network_error"
+    )
 
     report = _scripted(_connection(HTTPS), TOKEN, error)
 
@@ -398,8 +407,14 @@ ECHOES: dict[str, Echo] = {
 
 def _leaks(text: str) -> list[str]:
     """Any form of the echo test's credentials found in `text`, a prefix of the Basic encoding included."""
-    forms = {ECHO_SECRET, json.dumps(ECHO_SECRET)[1:-1], json.dumps(ECHO_SECRET, ensure_ascii=False)[1:-1],
-             ECHO_BASIC, ECHO_BASIC[:8], ISSUED_TOKEN}  # fmt: skip
+    forms = {
+        ECHO_SECRET,
+        json.dumps(ECHO_SECRET)[1:-1],
+        json.dumps(ECHO_SECRET, ensure_ascii=False)[1:-1],
+        ECHO_BASIC,
+        ECHO_BASIC[:8],
+        ISSUED_TOKEN,
+    }
     return sorted(form for form in forms if form in text)
 
 
@@ -437,9 +452,11 @@ def test_given_an_echoing_token_endpoint_then_the_cli_prints_no_credentials(
 ) -> None:
     with EchoingTokenEndpoint(ECHOES["the Authorization header"]) as server:
         path = tmp_path / "connections.toml"
-        path.write_text(f'[connections.echo]\nendpoint_url = "{server.base_url}"\n'
-                        f'client_id = "{ECHO_CLIENT}"\nclient_secret = {json.dumps(ECHO_SECRET)}\n',
-                        encoding="utf-8")  # fmt: skip
+        path.write_text(
+            f'[connections.echo]\nendpoint_url = "{server.base_url}"\n'
+            f'client_id = "{ECHO_CLIENT}"\nclient_secret = {json.dumps(ECHO_SECRET)}\n',
+            encoding="utf-8",
+        )
         settings = WorkerSettings(connections_file=path, allow_custom_endpoints=True)
 
         status = run_test_connections(settings, ("echo",), test_all=False, as_json=as_json)

@@ -55,8 +55,11 @@ class TestSecretRegistry:
         registry = SecretRegistry()
         secret = 'se"cr/et\\é-value'
         registry.add(secret, scope="acme")
-        for form in (json.dumps(secret), json.dumps(secret, ensure_ascii=False), json.dumps(secret)
-                     .replace("/", "\\/")):  # fmt: skip
+        for form in (
+            json.dumps(secret),
+            json.dumps(secret, ensure_ascii=False),
+            json.dumps(secret).replace("/", "\\/"),
+        ):
             assert registry.scrub_scope(f"echo: {form}", "acme") == f'echo: "{REDACTED}"'
             assert registry.scrub(f"echo: {form}") == f'echo: "{REDACTED}"'
 

@@ -63,8 +63,14 @@ def _ask(
     rate: float = 1.0, burst: int = 1, inline_s: float = 0.0, horizon_s: float = 300.0, **options: Any
 ) -> Ask:
     options.setdefault("probe_calls", 1)
-    return Ask(rate=rate, burst=burst, inline_ms=inline_s * 1000, horizon_ms=horizon_s * 1000, probe_ms=2000,
-               **options)  # fmt: skip
+    return Ask(
+        rate=rate,
+        burst=burst,
+        inline_ms=inline_s * 1000,
+        horizon_ms=horizon_s * 1000,
+        probe_ms=2000,
+        **options,
+    )
 
 
 # -- headers ------------------------------------------------------------------------------------------
@@ -259,9 +265,11 @@ def test_given_a_hold_after_a_429_then_no_call_goes_before_it_ends(schedule: Any
 def _front(clock: FakeClock, schedule: MemorySchedule | None = None, **policy: Any) -> FleetQuota:
     policy.setdefault("inline_wait_max_s", 1.0)
     return FleetQuota(
-        QuotaPolicy(**policy), local=schedule or MemorySchedule(clock=clock.ms), sleep=clock.sleep,
+        QuotaPolicy(**policy),
+        local=schedule or MemorySchedule(clock=clock.ms),
+        sleep=clock.sleep,
         clock=clock.s,
-    )  # fmt: skip
+    )
 
 
 def test_given_a_configured_rate_then_callers_wait_in_place_then_defer_without_spending_attempts() -> None:
@@ -309,8 +317,12 @@ def test_given_a_process_that_wakes_up_late_then_it_lets_its_slot_pass_rather_th
         await clock.sleep(seconds)
         clock.now_s += stalls.pop() if stalls else 0.0
 
-    quota = FleetQuota(QuotaPolicy(inline_wait_max_s=1.0), local=MemorySchedule(clock=clock.ms),
-                       sleep=stalling_sleep, clock=clock.s)  # fmt: skip
+    quota = FleetQuota(
+        QuotaPolicy(inline_wait_max_s=1.0),
+        local=MemorySchedule(clock=clock.ms),
+        sleep=stalling_sleep,
+        clock=clock.s,
+    )
     connection = _connection(rate_limit_per_s=10)
 
     async def run() -> None:
@@ -489,8 +501,13 @@ def _with_client(emulator: Any, quota: FleetQuota, test: Callable[[HypatosClient
 
 def test_given_a_quota_wait_then_the_client_makes_no_call_and_does_not_retry(emulator: Any) -> None:
     emulator.add_client("quota-client", "quota-secret", rate_limit=100)
-    connection = Connection(name="q", endpoint_url=emulator.base_url, client_id="quota-client",
-                            client_secret=SecretStr("quota-secret"), rate_limit_per_s=1)  # fmt: skip
+    connection = Connection(
+        name="q",
+        endpoint_url=emulator.base_url,
+        client_id="quota-client",
+        client_secret=SecretStr("quota-secret"),
+        rate_limit_per_s=1,
+    )
     request = _companies_list()
     quota = FleetQuota(QuotaPolicy(inline_wait_max_s=0.0))
 
@@ -507,8 +524,12 @@ def test_given_a_quota_wait_then_the_client_makes_no_call_and_does_not_retry(emu
 
 def test_given_no_configured_rate_then_the_client_learns_the_advertised_one(emulator: Any) -> None:
     emulator.add_client("learner", "learner-secret", rate_limit=4, rate_window_s=2)
-    connection = Connection(name="l", endpoint_url=emulator.base_url, client_id="learner",
-                            client_secret=SecretStr("learner-secret"))  # fmt: skip
+    connection = Connection(
+        name="l",
+        endpoint_url=emulator.base_url,
+        client_id="learner",
+        client_secret=SecretStr("learner-secret"),
+    )
     request = _companies_list()
     clock = FakeClock()
     quota = FleetQuota(QuotaPolicy(inline_wait_max_s=0.0), sleep=clock.sleep)

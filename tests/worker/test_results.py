@@ -11,8 +11,17 @@ from worker.results import serialize_result
 
 
 def result(data: Any, **fields: Any) -> Result:
-    values = {"id": "r1", "connection": "main", "operation": "documentsGetById", "status": "succeeded",
-              "http_status": 200, "data": data, "error": None, "attempts": 1, "duration_ms": 2.5}  # fmt: skip
+    values = {
+        "id": "r1",
+        "connection": "main",
+        "operation": "documentsGetById",
+        "status": "succeeded",
+        "http_status": 200,
+        "data": data,
+        "error": None,
+        "attempts": 1,
+        "duration_ms": 2.5,
+    }
     return Result(**{**values, **fields})
 
 

@@ -27,8 +27,9 @@ UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1//"
 @pytest.fixture
 def settings(tmp_path: Path, emulator: Any) -> WorkerSettings:
     path = write_connections(tmp_path / "connections.toml", {"main": emulator_connection(emulator)})
-    return WorkerSettings(broker_url=UNREACHABLE_BROKER, connections_file=path, allow_custom_endpoints=True,
-                          concurrency=3)  # fmt: skip
+    return WorkerSettings(
+        broker_url=UNREACHABLE_BROKER, connections_file=path, allow_custom_endpoints=True, concurrency=3
+    )
 
 
 def test_given_no_connections_file_then_the_runtime_says_which_setting_to_set() -> None:

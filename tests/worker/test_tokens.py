@@ -22,8 +22,13 @@ FAST = RetryPolicy(attempts=5, budget_s=10, initial_s=0.01, max_s=0.05)
 
 
 def _connection(emulator: Any, secret: str = "test-secret", **fields: Any) -> Connection:
-    return Connection(name="main", endpoint_url=emulator.base_url, client_id="test-client",
-                      client_secret=SecretStr(secret), **fields)  # fmt: skip
+    return Connection(
+        name="main",
+        endpoint_url=emulator.base_url,
+        client_id="test-client",
+        client_secret=SecretStr(secret),
+        **fields,
+    )
 
 
 def _with_provider(test: Callable[[TokenProvider], Awaitable[Any]], **options: Any) -> Any:
@@ -124,9 +129,13 @@ def test_the_renewal_margin_suits_short_and_long_lifetimes(lifetime: float, marg
 
 
 def test_given_a_token_request_then_the_secret_and_its_basic_encoding_are_the_connections_secrets() -> None:
-    connection = Connection(name="builder-test", endpoint_url="https://api.cloud.hypatos.ai/v2",
-                            client_id="builder-client", client_secret=SecretStr("builder-secret-value"),
-                            scope="documents.read")  # fmt: skip
+    connection = Connection(
+        name="builder-test",
+        endpoint_url="https://api.cloud.hypatos.ai/v2",
+        client_id="builder-client",
+        client_secret=SecretStr("builder-secret-value"),
+        scope="documents.read",
+    )
 
     request = token_request(connection)
 

@@ -80,10 +80,13 @@ def test_given_no_connections_file_then_run_says_what_to_set() -> None:
 
 @pytest.fixture
 def connections_env(tmp_path: Path, emulator: Any) -> dict[str, str]:
-    path = write_connections(tmp_path / "connections.toml", {
-        "main": emulator_connection(emulator),
-        "wrong": emulator_connection(emulator, client_secret="not-the-secret"),
-    })  # fmt: skip
+    path = write_connections(
+        tmp_path / "connections.toml",
+        {
+            "main": emulator_connection(emulator),
+            "wrong": emulator_connection(emulator, client_secret="not-the-secret"),
+        },
+    )
     return {"HYPATOS_CONNECTIONS_FILE": str(path), "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1"}
 
 
@@ -162,8 +165,10 @@ def test_dead_letters_are_described_with_their_reason_source_and_request_id(
     dead_letters(memory_settings)
     found = list_dead(memory_settings, limit=10)
     assert [(d.reason, d.source_queue, d.request_id) for d in found] == [
-        ("too large", "req", "r1"), ("no queue", None, None), ("delivery_limit (RabbitMQ, 6x)", "req", None),
-    ]  # fmt: skip
+        ("too large", "req", "r1"),
+        ("no queue", None, None),
+        ("delivery_limit (RabbitMQ, 6x)", "req", None),
+    ]
     assert found[0].correlation_id == "c1" and found[0].to_dict()["body"].startswith('{"id": "r1"')
 
 

@@ -26,13 +26,18 @@ OUTSIDE = b"%PDF-1.7 OUTSIDE\n" + b"x" * 1024
 
 
 def _connection(emulator: Any) -> Connection:
-    return Connection(name="main", endpoint_url=emulator.base_url, client_id="test-client",
-                      client_secret=SecretStr("test-secret"))  # fmt: skip
+    return Connection(
+        name="main",
+        endpoint_url=emulator.base_url,
+        client_id="test-client",
+        client_secret=SecretStr("test-secret"),
+    )
 
 
 def _upload(body: FileBody) -> ApiRequest:
-    return ApiRequest("POST", "/files", headers={"X-Hy-Filename": "inv.pdf"}, body=body,
-                      content_type="application/pdf")  # fmt: skip
+    return ApiRequest(
+        "POST", "/files", headers={"X-Hy-Filename": "inv.pdf"}, body=body, content_type="application/pdf"
+    )
 
 
 def _call(emulator: Any, request: ApiRequest, between_attempts: Any = None) -> Any:

@@ -37,6 +37,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from tasks.pipeline_spec import ProcessDocumentOptions
 from worker.amqp import amqp_url
+from worker.errors import ErrorCode
 from worker.settings import WorkerSettings
 from worker.tools.batch_files import (
     BatchFile,
@@ -52,7 +53,7 @@ REPLY_QUEUE_EXPIRES_S = 7 * 24 * 3600
 #: Requests published before their confirms are awaited together.
 PUBLISH_WINDOW = 200
 #: A result that means "another delivery of this id is running": that one will answer.
-NOT_FINAL = {"in_progress"}
+NOT_FINAL = {ErrorCode.IN_PROGRESS}
 #: Seconds between plain progress lines when not on a terminal.
 PLAIN_EVERY_S = 5.0
 
@@ -165,10 +166,21 @@ class BatchRun:
                 body = self._body(request_id, file)
                 if body is None:
                     continue
-                properties = Basic.Properties(content_type="application/json", delivery_mode=2,
-                                              correlation_id=request_id, reply_to=reply_queue)  # fmt: skip
-                sends.append(channel.basic_publish(body, exchange=self.settings.request_queue, routing_key="",
-                                                   properties=properties, mandatory=True))  # fmt: skip
+                properties = Basic.Properties(
+                    content_type="application/json",
+                    delivery_mode=2,
+                    correlation_id=request_id,
+                    reply_to=reply_queue,
+                )
+                sends.append(
+                    channel.basic_publish(
+                        body,
+                        exchange=self.settings.request_queue,
+                        routing_key="",
+                        properties=properties,
+                        mandatory=True,
+                    )
+                )
             await asyncio.gather(*sends)
             self.tally.sent += len(sends)
 
@@ -242,8 +254,11 @@ class BatchRun:
         for file in self.files:
             request_id = self.ids[file.name]
             if file.name in self.unsent:
-                lines.append(ReportLine(file.name, request_id, "failed", error_code="not_sent",
-                                        error=self.unsent[file.name]))  # fmt: skip
+                lines.append(
+                    ReportLine(
+                        file.name, request_id, "failed", error_code="not_sent", error=self.unsent[file.name]
+                    )
+                )
             elif request_id in self.tally.results:
                 result, replayed = self.tally.results[request_id]
                 lines.append(ReportLine.from_result(file.name, result, replayed=replayed))
@@ -292,8 +307,10 @@ class ProgressDisplay:
         rate = finished / elapsed_s * 60
         eta = f"{(self.total - finished) / (finished / elapsed_s):.0f}s" if finished else "-"
         waiting = counts["waiting"] if tally.waiting is not None else "?"
-        return (f"done {counts['done']}  failed {counts['failed']}  waiting {waiting}  "
-                f"in flight {counts['in_flight']}  {rate:.0f}/min  ETA {eta}")  # fmt: skip
+        return (
+            f"done {counts['done']}  failed {counts['failed']}  waiting {waiting}  "
+            f"in flight {counts['in_flight']}  {rate:.0f}/min  ETA {eta}"
+        )
 
     def update(self, tally: Tally) -> None:
         finished = len(tally.results)

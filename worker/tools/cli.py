@@ -108,13 +108,29 @@ def test_connection(names: tuple[str, ...], test_all: bool, as_json: bool) -> No
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--check", "only", multiple=True, metavar="NAME",
-              help="Run only this check (repeatable): broker, request_queue, consumers, workers, "
-                   "connections, redis.")  # fmt: skip
-@click.option("--workers", "min_workers", type=click.IntRange(0, 1000), default=1, show_default=True,
-              help="Worker processes on this host that must be consuming (0: skip that check).")  # fmt: skip
-@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 300), default=5.0, show_default=True,
-              help="Seconds each check may take.")  # fmt: skip
+@click.option(
+    "--check",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this check (repeatable): broker, request_queue, consumers, workers, connections, redis.",
+)
+@click.option(
+    "--workers",
+    "min_workers",
+    type=click.IntRange(0, 1000),
+    default=1,
+    show_default=True,
+    help="Worker processes on this host that must be consuming (0: skip that check).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0.1, 300),
+    default=5.0,
+    show_default=True,
+    help="Seconds each check may take.",
+)
 def health(as_json: bool, only: tuple[str, ...], min_workers: int, timeout_s: float) -> None:
     """Check broker, request queue, consumers, this host's workers, connections and Redis.
 
@@ -190,8 +206,13 @@ def operations(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas"),
-              show_default=True, help="Folder to write the schema files to.")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="Folder to write the schema files to.",
+)
 def schemas(out: Path) -> None:
     """Write the request and result JSON Schemas (generated from the message models)."""
     from worker.schemas import write_schemas
@@ -214,8 +235,14 @@ def broker_definitions(vhost: str | None) -> None:
 
 
 @main.command()
-@click.option("--requests", "count", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="How many sample requests to send.")  # fmt: skip
+@click.option(
+    "--requests",
+    "count",
+    type=click.IntRange(1, 1000),
+    default=5,
+    show_default=True,
+    help="How many sample requests to send.",
+)
 @click.option("--broker-url", help="Broker to use (default: HYPATOS_BROKER_URL, else 127.0.0.1:5672).")
 @click.option("--json", "as_json", is_flag=True, help="Print each result as its full JSON message.")
 def demo(count: int, broker_url: str | None, as_json: bool) -> None:
@@ -232,16 +259,37 @@ def demo(count: int, broker_url: str | None, as_json: bool) -> None:
 @click.argument("operation")
 @click.option("--connection", required=True, metavar="NAME", help="The connection to run it on.")
 @click.option("--id", "request_id", help="The request id (idempotency key; default: a new one).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="A parameter (repeatable; a name given twice makes a list).")  # fmt: skip
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A parameter (repeatable; a name given twice makes a list).",
+)
 @click.option("--body", metavar="JSON|@FILE", help="The body: JSON or @file.json (text operations: text).")
-@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path),
-              help="File to upload: sent by path when inside HYPATOS_INBOX_DIR, else as base64.")  # fmt: skip
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to upload: sent by path when inside HYPATOS_INBOX_DIR, else as base64.",
+)
 @click.option("--wait", is_flag=True, help="Wait for the result and print it (exit code 0 if it succeeded).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=60.0, show_default=True,
-              help="With --wait: seconds to wait for the result.")  # fmt: skip
-@click.option("--wait-for-queue", "wait_for_queue_s", type=click.FloatRange(0), default=0.0,
-              show_default=True, help="Seconds to wait for the request queue to exist.")  # fmt: skip
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0.1),
+    default=60.0,
+    show_default=True,
+    help="With --wait: seconds to wait for the result.",
+)
+@click.option(
+    "--wait-for-queue",
+    "wait_for_queue_s",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for the request queue to exist.",
+)
 def submit(
     operation: str,
     connection: str,
@@ -293,18 +341,40 @@ def results(follow: bool, queue: str | None, as_json: bool) -> None:
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--connection", required=True, help="The connection to use.")
 @click.option("--project", "project_id", required=True, help="The project the documents go to.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.jsonl"),
-              show_default=True, help="JSONL report: one line per file.")  # fmt: skip
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the report as CSV.")  # fmt: skip
-@click.option("--wait-for", multiple=True, metavar="STATE",
-              help="A document state to wait for (repeatable; default: every processed state).")  # fmt: skip
-@click.option("--deadline", "deadline_s", type=click.FloatRange(min=1),
-              help="Seconds each document may take (default 3600).")  # fmt: skip
-@click.option("--include", multiple=True, type=click.Choice(["entities", "states"]),
-              help="Parts of each document to fetch (repeatable; default: entities).")  # fmt: skip
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1),
-              help="Stop waiting after this many seconds (default: until every result is in).")  # fmt: skip
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.jsonl"),
+    show_default=True,
+    help="JSONL report: one line per file.",
+)
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report as CSV."
+)
+@click.option(
+    "--wait-for",
+    multiple=True,
+    metavar="STATE",
+    help="A document state to wait for (repeatable; default: every processed state).",
+)
+@click.option(
+    "--deadline",
+    "deadline_s",
+    type=click.FloatRange(min=1),
+    help="Seconds each document may take (default 3600).",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    type=click.Choice(["entities", "states"]),
+    help="Parts of each document to fetch (repeatable; default: entities).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=1),
+    help="Stop waiting after this many seconds (default: until every result is in).",
+)
 def submit_batch(
     folder: Path,
     connection: str,
@@ -325,8 +395,9 @@ def submit_batch(
 
     settings = load_settings()
     configure_logging("WARNING", settings.log_format)
-    options = BatchOptions(folder, connection, project_id, report, csv_path, list(wait_for), deadline_s,
-                           list(include), timeout_s)  # fmt: skip
+    options = BatchOptions(
+        folder, connection, project_id, report, csv_path, list(wait_for), deadline_s, list(include), timeout_s
+    )
     try:
         sys.exit(run_submit_batch(settings, options))
     except ValueError as exc:

@@ -85,10 +85,22 @@ def emulator_process(client_id: str, client_secret: str) -> Iterator[str]:
     """Run ``hypatos-emulator`` on a free port; yields its root URL."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator.cli", "--port", str(port), "--client-id", client_id,
-         "--client-secret", client_secret, "--processing-s", "0.5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "emulator.cli",
+            "--port",
+            str(port),
+            "--client-id",
+            client_id,
+            "--client-secret",
+            client_secret,
+            "--processing-s",
+            "0.5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     root = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -104,18 +116,24 @@ def emulator_process(client_id: str, client_secret: str) -> Iterator[str]:
 
 def _admin(root: str, path: str, payload: dict[str, Any]) -> Any:
     request = urllib.request.Request(
-        f"{root}/_emulator{path}", data=json.dumps(payload).encode(), method="POST",
+        f"{root}/_emulator{path}",
+        data=json.dumps(payload).encode(),
+        method="POST",
         headers={"Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
 def _sample_requests(document_ids: list[str]) -> list[dict[str, Any]]:
     requests: list[dict[str, Any]] = [
-        {"id": "demo-list", "connection": "demo", "operation": "documentsList",
-         "params": {"state": ["done", "doneAutomatically"], "limit": 10}},
-    ]  # fmt: skip
+        {
+            "id": "demo-list",
+            "connection": "demo",
+            "operation": "documentsList",
+            "params": {"state": ["done", "doneAutomatically"], "limit": 10},
+        },
+    ]
     requests += [
         {
             "id": f"demo-get-{n}",
@@ -125,8 +143,9 @@ def _sample_requests(document_ids: list[str]) -> list[dict[str, Any]]:
         }
         for n, doc_id in enumerate(document_ids)
     ]
-    requests.append({"id": "demo-bad", "connection": "demo", "operation": "documentsList",
-                     "params": {"limit": 500}})  # fmt: skip
+    requests.append(
+        {"id": "demo-bad", "connection": "demo", "operation": "documentsList", "params": {"limit": 500}}
+    )
     return requests
 
 
@@ -200,8 +219,10 @@ def worker_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.P
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "worker", "run", "--concurrency=8"],
-            env={**inherited, **env}, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env={**inherited, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield process
     finally:
@@ -285,8 +306,10 @@ def choose_mode(explicit: str | None) -> str | None:
         click.secho(
             f"warning: {exc}: the demo runs the request handler in this process, without a broker "
             "(no worker process, no queues)",
-            fg="yellow", bold=True, err=True,
-        )  # fmt: skip
+            fg="yellow",
+            bold=True,
+            err=True,
+        )
         return None
     except BrokerRefused as exc:
         reason = str(exc) if explicit is None else str(exc).replace("HYPATOS_BROKER_URL", "--broker-url")
@@ -309,9 +332,13 @@ def run_demo(*, count: int, broker_url: str | None, as_json: bool = False) -> in
             'client_secret_file = "demo_secret"\n',
             encoding="utf-8",
         )
-        env = {**demo_queues(), "HYPATOS_CONNECTIONS_FILE": str(connections),
-               "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1", "HYPATOS_LOG_LEVEL": "WARNING",
-               "HYPATOS_LOG_FORMAT": "console"}  # fmt: skip
+        env = {
+            **demo_queues(),
+            "HYPATOS_CONNECTIONS_FILE": str(connections),
+            "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
+            "HYPATOS_LOG_LEVEL": "WARNING",
+            "HYPATOS_LOG_FORMAT": "console",
+        }
         requests = _sample_requests([doc["id"] for doc in documents])
         if url is None:
             outcome = run_in_process(env, requests)

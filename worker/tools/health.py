@@ -137,8 +137,11 @@ def check_request_queue(probe: Probe) -> CheckResult:
     try:
         _, messages, consumers = channel.queue_declare(queue=queue, passive=True)
     except errors as exc:
-        return _failed(name, f"{queue} cannot be found ({_describe(exc)}): no worker has declared it and "
-                             "the broker definitions were not loaded")  # fmt: skip
+        return _failed(
+            name,
+            f"{queue} cannot be found ({_describe(exc)}): no worker has declared it and "
+            "the broker definitions were not loaded",
+        )
     finally:
         with contextlib.suppress(*errors):
             channel.close()
@@ -147,8 +150,11 @@ def check_request_queue(probe: Probe) -> CheckResult:
     try:
         channel.queue_declare(queue=queue, durable=True, auto_delete=False, arguments=expected)
     except errors as exc:
-        return _failed(name, f"{queue} has other arguments than the workers expect ({_describe(exc)}); "
-                             "delete it and let the workers or the definitions create it")  # fmt: skip
+        return _failed(
+            name,
+            f"{queue} has other arguments than the workers expect ({_describe(exc)}); "
+            "delete it and let the workers or the definitions create it",
+        )
     finally:
         with contextlib.suppress(*errors):
             channel.close()
@@ -202,8 +208,11 @@ def check_workers(probe: Probe) -> CheckResult:
     finally:
         control_app.close()
     statuses = {node: status for reply in replies or [] for node, status in reply.items()}
-    ours = {node: status for node, status in statuses.items() if isinstance(status, dict)
-            and status.get("request_queue") == request_queue}  # fmt: skip
+    ours = {
+        node: status
+        for node, status in statuses.items()
+        if isinstance(status, dict) and status.get("request_queue") == request_queue
+    }
     consuming = sorted(node for node, status in ours.items() if status.get("consuming"))
     if len(consuming) < probe.min_workers:
         idle = ", ".join(sorted(set(ours) - set(consuming))) or "none"

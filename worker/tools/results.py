@@ -122,9 +122,10 @@ def follow(connection: Connection, queue: str, show: Callable[[Any], None]) -> i
     channel = connection.channel()
     with (
         _stop_on_signals() as stop,
-        Consumer(channel, queues=[Queue(queue, no_declare=True)], on_message=on_message,
-                 prefetch_count=PREFETCH),
-    ):  # fmt: skip
+        Consumer(
+            channel, queues=[Queue(queue, no_declare=True)], on_message=on_message, prefetch_count=PREFETCH
+        ),
+    ):
         while not stop.requested:
             try:
                 connection.drain_events(timeout=POLL_S)
