@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
@@ -89,23 +90,46 @@ class HypatosClient:
 
         With `replay_safe` false (calls that create something), a timeout or a connection lost after
         sending is not retried: the call may have been processed, and the caller must find out first.
+        Most calls succeed at once, so the first attempt runs outside the retry loop; only a failure
+        worth retrying builds it (`worker.retry`), starting from that failure.
         """
         counter = _Counter()
-        retrying = build_retrying(
-            self._policy,
-            event="hypatos_call_retrying",
-            sleep=self._sleep,
-            retry_on=_retried_here if replay_safe else _retried_here_unprocessed,
-        )
+        retry_on = _retried_here if replay_safe else _retried_here_unprocessed
         try:
-            async for attempt in retrying:
-                with attempt:
-                    response = await self._send_authorized(connection, request, counter)
-                    self._raise_for_status(response)
-                    return replace(response, attempts=counter.sent)
+            try:
+                return await self._attempt(connection, request, counter)
+            except HypatosError as first:
+                if not retry_on(first):
+                    raise
+                return await self._retry(connection, request, counter, first, retry_on)
         except HypatosError as exc:
             exc.attempts = counter.sent
             raise
+
+    async def _attempt(self, connection: Connection, request: ApiRequest, counter: _Counter) -> ApiResponse:
+        response = await self._send_authorized(connection, request, counter)
+        self._raise_for_status(response)
+        return replace(response, attempts=counter.sent)
+
+    async def _retry(
+        self,
+        connection: Connection,
+        request: ApiRequest,
+        counter: _Counter,
+        first: HypatosError,
+        retry_on: Callable[[BaseException], bool],
+    ) -> ApiResponse:
+        """The tenacity loop, whose first attempt is the one that already failed with `first`."""
+        retrying = build_retrying(
+            self._policy, event="hypatos_call_retrying", sleep=self._sleep, retry_on=retry_on
+        )
+        failed: HypatosError | None = first
+        async for attempt in retrying:
+            with attempt:
+                if failed is not None:
+                    error, failed = failed, None
+                    raise error
+                return await self._attempt(connection, request, counter)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _send_authorized(

@@ -337,7 +337,8 @@ def test_given_a_process_that_wakes_up_late_then_it_lets_its_slot_pass_rather_th
 
 def test_given_enough_requests_waiting_in_a_process_then_more_are_deferred_unless_in_progress() -> None:
     async def run() -> tuple[list[str], list[str]]:
-        quota = FleetQuota(QuotaPolicy(inline_wait_max_s=5.0, max_waiting=2))
+        clock = FakeClock(advance=False)  # every caller arrives at the same moment, however busy the host
+        quota = _front(clock, inline_wait_max_s=5.0, max_waiting=2)
         connection = _connection(rate_limit_per_s=20)
         outcomes: list[str] = []
 
