@@ -423,7 +423,10 @@ def main(count: int, quick: bool, broker_url: str, output: Path) -> None:
         "quick": quick,
         "machine": machine,
         "duration_s": round(time.monotonic() - started, 1),
-        "one_command_for_processes": run_has_processes_option(),
+        "processes_option": {
+            "cli": run_has_processes_option(),
+            "readme": "--processes" in (ROOT / "README.md").read_text(encoding="utf-8"),
+        },
         "scenarios": scenarios,
     }
     summary["targets"] = evaluate_targets(summary)
