@@ -279,24 +279,26 @@ async def run_aiohttp(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Run the spec given as the first argument (JSON) and print the summary as JSON.
+    """Run the spec given as the first argument (JSON) and print each run's summary as a JSON line.
 
-    With ``warmup`` in the spec, a warm-up batch of that size runs first; then the process prints
-    ``warm`` and waits for a line on stdin before the measured run (the caller reads the measured
-    processes' CPU clocks in between).
+    With ``warmup`` in the spec, a warm-up batch of that size runs first; then, for each of the
+    ``repeat`` measured batches, the process prints ``warm`` and waits for a line on stdin before it
+    starts (the caller reads the measured processes' CPU clocks around each batch).
     """
     spec = json.loads(sys.argv[1])
     runner = run_aiohttp if spec["system"] == "aiohttp" else run_amqp
     if spec.get("warmup"):
         warmup = {**spec, "mode": "batch", "count": spec["warmup"], "id_prefix": f"{spec['id_prefix']}w"}
         asyncio.run(runner(warmup))
-        print("warm", flush=True)
-        sys.stdin.readline()
-    cpu_before = time.process_time()
-    summary = asyncio.run(runner(spec))
-    summary["client_cpu_s"] = round(time.process_time() - cpu_before, 4)
-    summary["client_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print(json.dumps(summary))
+    for index in range(spec.get("repeat", 1)):
+        if spec.get("warmup"):
+            print("warm", flush=True)
+            sys.stdin.readline()
+        cpu_before = time.process_time()
+        summary = asyncio.run(runner({**spec, "id_prefix": f"{spec['id_prefix']}r{index}"}))
+        summary["client_cpu_s"] = round(time.process_time() - cpu_before, 4)
+        summary["client_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

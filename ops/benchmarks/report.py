@@ -81,9 +81,9 @@ def _met(met: bool | None) -> str:
 
 
 THROUGHPUT_HEADER = (
-    "| system | processes | in flight | requests | submitted in s | rate (req/s) | p50 ms | p99 ms "
-    "| token requests | CPU ms/req: system | RabbitMQ | emulator | load generator | peak RSS MB/process "
-    "| machine busy % | of which others % |\n|---|" + "--:|" * 15
+    "| system | processes | in flight | requests | submitted in s | rate (req/s) | all runs | p50 ms "
+    "| p99 ms | token requests | CPU ms/req: system | RabbitMQ | emulator | load generator "
+    "| peak RSS MB/process | machine busy % | of which others % |\n|---|" + "--:|" * 16
 )
 
 
@@ -94,7 +94,9 @@ def _throughput_table(rows: list[dict[str, Any]]) -> str:
         failed = f" ({row['failed']} failed)" if row["failed"] else ""
         cells = [
             f"{row['label']}{failed}", row["processes"], row["in_flight"], row["requests"],
-            _fmt(row["publish_s"], 2), _fmt(row["rate_per_s"]), _fmt(latency["p50"]), _fmt(latency["p99"]),
+            _fmt(row["publish_s"], 2), _fmt(row["rate_per_s"]),
+            " / ".join(_fmt(rate, 0) for rate in row.get("rates_per_s_all", [])),
+            _fmt(latency["p50"]), _fmt(latency["p99"]),
             row["token_requests"], _fmt(cpu["system"], 2), _fmt(cpu["rabbitmq"], 2), _fmt(cpu["emulator"], 2),
             _fmt(cpu["client"], 2), _fmt(row["peak_rss_mb"]), _fmt(row["machine_busy_pct"]),
             _fmt(row["other_busy_pct"]),
@@ -323,6 +325,11 @@ The service at 0 ms with 1, 2 and 3 worker processes (32 in flight each) on the 
   load generator, a process of its own, submits the whole batch at once (publishing from a thread
   while it collects completions) and rate = requests / (last completion - first submission).
   Latency is completion - submission per request; under a full batch it is mostly time in the queue.
+  Each scenario runs {summary["repeat"]} measured batch(es) on the same running system; the tables
+  show the fastest (the least disturbed by other work on the machine) with its own CPU and latency
+  figures, and the rates of all of them ("all runs"). "Submitted in" is how long the load
+  generator took to publish the batch: when it is close to the batch's whole time, the client, not
+  the system, set the pace.
 - CPU per request is read from `/proc/<pid>/stat` before and after the measured batch: the
   system's processes (all of a worker's process tree; for aiohttp the client process itself),
   RabbitMQ's `beam.smp` (shared with anything else using the broker), the emulator, and the load
