@@ -118,17 +118,21 @@ class Bench:
             command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
         ) as process:
             assert process.stdin is not None and process.stdout is not None
-            for _ in range(spec.get("repeat", 1) if spec.get("warmup") else 0):
-                if process.stdout.readline().strip() != "warm":
-                    break  # it failed: its status and log say why
-                before = around() if around else {}
-                process.stdin.write("go\n")
-                process.stdin.flush()
-                line = process.stdout.readline()
-                if not line:
-                    break
-                runs.append({**json.loads(line), "before": before, "after": around() if around else {}})
-            stdout, _ = process.communicate(timeout=LOAD_TIMEOUT_S + 60)
+            try:
+                for _ in range(spec.get("repeat", 1) if spec.get("warmup") else 0):
+                    if process.stdout.readline().strip() != "warm":
+                        break  # it failed: its status and log say why
+                    before = around() if around else {}
+                    process.stdin.write("go\n")
+                    process.stdin.flush()
+                    line = process.stdout.readline()
+                    if not line:
+                        break
+                    runs.append({**json.loads(line), "before": before, "after": around() if around else {}})
+                stdout, _ = process.communicate(timeout=LOAD_TIMEOUT_S + 60)
+            except BaseException:  # interrupted: do not wait for it on the way out
+                process.kill()
+                raise
         if process.returncode != 0:
             raise RuntimeError(f"load generator failed: {errors.read_text()[-2000:]}")
         return runs or [json.loads(line) for line in stdout.strip().splitlines()]
@@ -403,7 +407,6 @@ def run_all(count: int, repeat: int, quick: bool, broker_url: str) -> tuple[dict
     with ExitStack() as stack:
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="perf-")))
         broker = Broker(broker_url)
-        stack.callback(broker.close)
         emulator = EmulatorProcess(log_dir)
         stack.callback(emulator.stop)
         machine = machine_info(broker)

@@ -21,6 +21,7 @@ of each request, on this process's clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import resource
 import sys
@@ -35,6 +36,8 @@ import aiormq
 import pika
 from celery import Celery
 
+#: Longest wait without any completion before a run gives up on the answers still missing.
+STALL_S = 60.0
 #: A completion: (request id, succeeded) -> None.
 OnDone = Callable[[str, bool], None]
 
@@ -170,6 +173,20 @@ class Tracker:
         if len(self.done) == len(self.expected):
             self.all_done.set()
 
+    async def wait(self, timeout_s: float) -> None:
+        """Until every request is done; `TimeoutError` after `timeout_s`, or after `STALL_S` without
+        a completion (a lost answer must not hold the whole run)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.all_done.is_set():
+            before = len(self.done)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.all_done.wait(), min(STALL_S, left))
+            if not self.all_done.is_set() and len(self.done) == before:
+                raise TimeoutError
+
     def summary(self, *, publish_s: float | None = None) -> dict[str, Any]:
         latencies = [(self.done[i] - self.sent[i]) * 1000 for i in self.done if i in self.sent]
         first_sent = min(self.sent.values(), default=None)
@@ -211,20 +228,21 @@ async def run_amqp(spec: dict[str, Any]) -> dict[str, Any]:
                 waiter = tracker.waiters[request_id] = asyncio.get_running_loop().create_future()
                 tracker.sent[request_id] = time.perf_counter()
                 publisher.publish(request_id, document_id)
-                await asyncio.wait_for(waiter, timeout_s)
+                await asyncio.wait_for(waiter, min(timeout_s, STALL_S))
             publisher.close()
         elif spec["mode"] in ("batch", "publish"):
             started = time.perf_counter()
             await asyncio.to_thread(_publish_all, spec, collector, requests, tracker.sent)
             publish_s = time.perf_counter() - started
             if spec["mode"] == "batch":
-                await asyncio.wait_for(tracker.all_done.wait(), timeout_s)
+                await tracker.wait(timeout_s)
         else:  # collect: requests were queued by an earlier ``publish`` run
             started = time.perf_counter()
             tracker.sent = dict.fromkeys(tracker.expected, started)
-            await asyncio.wait_for(tracker.all_done.wait(), timeout_s)
+            await tracker.wait(timeout_s)
     except TimeoutError:
-        pass  # reported as fewer completions than requests
+        missing = sorted(tracker.expected - tracker.done.keys())
+        print(f"{len(missing)} without completion, e.g. {missing[:5]}", file=sys.stderr)
     finally:
         await collector.close()
     return tracker.summary(publish_s=publish_s)

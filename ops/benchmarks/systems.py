@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,56 +44,68 @@ def _stop(processes: list[subprocess.Popen[bytes]], grace_s: float = STOP_GRACE_
 
 
 class Broker:
-    """A pika connection for waiting on consumers, reading the broker's version and cleaning up."""
+    """Short pika connections for waiting on consumers, reading the broker's version and cleaning up
+    (a connection per use: a blocking connection left idle during a long batch misses heartbeats)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.connection = pika.BlockingConnection(pika_parameters(url))
+
+    def _connect(self) -> pika.BlockingConnection:
+        return pika.BlockingConnection(pika_parameters(self.url))
 
     def versions(self) -> dict[str, str]:
         """RabbitMQ's and Erlang's versions, as the broker announces them when a client connects."""
-        properties = self.connection._impl.server_properties  # pika keeps Connection.Start here
+        connection = self._connect()
+        try:
+            properties = connection._impl.server_properties  # pika keeps Connection.Start's here
+        finally:
+            connection.close()
         text = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in properties.items()}
         return {"rabbitmq": text.get("version", "unknown"), "erlang": text.get("platform", "unknown")}
 
-    def consumers(self, queue: str) -> int:
-        """Consumers of `queue` now (0 if it does not exist yet)."""
-        channel = self.connection.channel()
+    @staticmethod
+    def _consumers(connection: pika.BlockingConnection, queue: str) -> int:
+        channel = connection.channel()
         try:
             return channel.queue_declare(queue=queue, passive=True).method.consumer_count
         except pika.exceptions.ChannelClosedByBroker:
-            return 0
+            return 0  # not declared yet
         finally:
             if channel.is_open:
                 channel.close()
 
     def wait_for_consumers(self, queue: str, count: int, processes: list[subprocess.Popen[bytes]]) -> None:
         """Block until `queue` has `count` consumers; fail if a process exits or a minute passes."""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.consumers(queue) >= count:
-                return
-            if any(p.poll() is not None for p in processes):
-                raise RuntimeError(f"a process serving {queue} exited with status {processes[0].poll()}")
-            self.connection.sleep(0.1)
+        connection = self._connect()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if self._consumers(connection, queue) >= count:
+                    return
+                exited = [p.returncode for p in processes if p.poll() is not None]
+                if exited:
+                    raise RuntimeError(f"a process serving {queue} exited with status {exited[0]}")
+                connection.sleep(0.1)
+        finally:
+            connection.close()
         raise TimeoutError(f"{queue}: {count} consumers did not appear within 60 s")
 
-    def delete(self, *, queues: list[str] = (), exchanges: list[str] = ()) -> None:  # type: ignore[assignment]
+    def delete(self, *, queues: Sequence[str] = (), exchanges: Sequence[str] = ()) -> None:
         """Delete queues and exchanges this run created (missing ones are fine)."""
-        for kind, names in (("queue", queues), ("exchange", exchanges)):
-            for name in names:
-                channel = self.connection.channel()
-                with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
-                    if kind == "queue":
-                        channel.queue_delete(name)
-                    else:
-                        channel.exchange_delete(name)
-                if channel.is_open:
-                    channel.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(pika.exceptions.AMQPError):
-            self.connection.close()
+        connection = self._connect()
+        try:
+            for kind, names in (("queue", queues), ("exchange", exchanges)):
+                for name in names:
+                    channel = connection.channel()
+                    with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
+                        if kind == "queue":
+                            channel.queue_delete(name)
+                        else:
+                            channel.exchange_delete(name)
+                    if channel.is_open:
+                        channel.close()
+        finally:
+            connection.close()
 
 
 class EmulatorProcess:
@@ -163,8 +176,9 @@ class Service:
             f'[connections.bench]\nendpoint_url = "{emulator.api_url}"\n'
             f'client_id = "{emulator.client_id}"\nclient_secret = "{emulator.client_secret}"\n'
         )
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("HYPATOS_")}  # defaults only
         self.env = {
-            **os.environ, **self.queues, **(env or {}), "HYPATOS_BROKER_URL": broker.url,
+            **inherited, **self.queues, **(env or {}), "HYPATOS_BROKER_URL": broker.url,
             "HYPATOS_CONNECTIONS_FILE": str(connections), "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
             "HYPATOS_LOG_LEVEL": "WARNING",
         }  # fmt: skip
