@@ -25,6 +25,7 @@ import contextlib
 import json
 import resource
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -76,10 +77,12 @@ def percentiles(values_ms: list[float]) -> dict[str, float | None]:
 class ServicePublisher:
     """Publishes service requests with pika (blocking; one per thread)."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], *, confirm: bool = False) -> None:
         self._queue = spec["request_queue"]
         self._connection = pika.BlockingConnection(pika_parameters(spec["broker_url"]))
         self._channel = self._connection.channel()
+        if confirm:  # each publish waits for the broker's confirm (queuing ahead of a run, untimed)
+            self._channel.confirm_delivery()
 
     def publish(self, request_id: str, document_id: str) -> None:
         body = {"id": request_id, "connection": "bench", "operation": "documentsGetById",
@@ -88,6 +91,11 @@ class ServicePublisher:
             delivery_mode=2, content_type="application/json", correlation_id=request_id
         )
         self._channel.basic_publish("", self._queue, json.dumps(body).encode(), properties)
+
+    def hold(self, finished: threading.Event) -> None:
+        """Keep the connection serviced (heartbeats) until `finished`."""
+        while not finished.wait(0.1):
+            self._connection.process_data_events(0)
 
     def close(self) -> None:
         self._connection.close()
@@ -104,6 +112,10 @@ class CeleryPublisher:
         self._app.send_task(
             self._task, args=[document_id], task_id=request_id, queue=self._queue, reply_to=self._reply_queue
         )
+
+    def hold(self, finished: threading.Event) -> None:
+        """Keep the producer's connection open until `finished`."""
+        finished.wait()
 
     def close(self) -> None:
         self._app.close()
@@ -201,9 +213,11 @@ class Tracker:
         }
 
 
-def _publisher(spec: dict[str, Any], collector: Collector) -> ServicePublisher | CeleryPublisher:
+def _publisher(
+    spec: dict[str, Any], collector: Collector, *, confirm: bool = False
+) -> ServicePublisher | CeleryPublisher:
     if spec["system"] == "service":
-        return ServicePublisher(spec)
+        return ServicePublisher(spec, confirm=confirm)
     return CeleryPublisher(spec, collector.reply_queue)
 
 
@@ -231,11 +245,20 @@ async def run_amqp(spec: dict[str, Any]) -> dict[str, Any]:
                 await asyncio.wait_for(waiter, min(timeout_s, STALL_S))
             publisher.close()
         elif spec["mode"] in ("batch", "publish"):
+            published, finished = threading.Event(), threading.Event()
+            thread = threading.Thread(
+                target=_publish_all, args=(spec, collector, requests, tracker.sent, published, finished)
+            )
             started = time.perf_counter()
-            await asyncio.to_thread(_publish_all, spec, collector, requests, tracker.sent)
+            thread.start()
+            await asyncio.to_thread(published.wait)
             publish_s = time.perf_counter() - started
-            if spec["mode"] == "batch":
-                await tracker.wait(timeout_s)
+            try:
+                if spec["mode"] == "batch":
+                    await tracker.wait(timeout_s)
+            finally:
+                finished.set()
+                await asyncio.to_thread(thread.join, 30)
         else:  # collect: requests were queued by an earlier ``publish`` run
             started = time.perf_counter()
             tracker.sent = dict.fromkeys(tracker.expected, started)
@@ -249,14 +272,20 @@ async def run_amqp(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _publish_all(
-    spec: dict[str, Any], collector: Collector, requests: list[tuple[str, str]], sent: dict[str, float]
-) -> None:
-    publisher = _publisher(spec, collector)
+    spec: dict[str, Any], collector: Collector, requests: list[tuple[str, str]], sent: dict[str, float],
+    published: threading.Event, finished: threading.Event,
+) -> None:  # fmt: skip
+    """Publish every request, say so, and keep the channel open until `finished`: messages published
+    without confirms may be dropped when their channel closes before the broker has queued them."""
+    publisher = _publisher(spec, collector, confirm=spec["mode"] == "publish")
     try:
         for request_id, document_id in requests:
             sent[request_id] = time.perf_counter()
             publisher.publish(request_id, document_id)
+        published.set()
+        publisher.hold(finished)
     finally:
+        published.set()
         publisher.close()
 
 
