@@ -30,6 +30,7 @@ Redis is shared, never required: while it is unreachable, each process keeps its
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -73,6 +74,7 @@ class QuotaWait(TransientError):
     code = ErrorCode.RATE_LIMITED
 
 
+@functools.lru_cache(maxsize=1024)
 def quota_key(connection_name: str) -> str:
     """The connection's key below the quota prefix: its name, percent-encoded (no ``:``, ``{`` or ``}``)."""
     return quote(connection_name, safe="")
@@ -84,19 +86,25 @@ def advertised_quotas(headers: Mapping[str, str]) -> list[tuple[float, float]]:
     The header reads ``<quota>, <quota>;w=<window s>[, ...]``: the current quota, then the policies.
     The policies count when there are any; a quota without a window is taken per second.
     """
+    return list(_parsed_limit(headers.get("x-ratelimit-limit") or ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_limit(value: str) -> tuple[tuple[float, float], ...]:
+    """`advertised_quotas` of one header value (parsed once: every response of a connection repeats it)."""
     policies: list[tuple[float, float]] = []
     bare: list[tuple[float, float]] = []
-    for item in (headers.get("x-ratelimit-limit") or "").split(","):
+    for item in value.split(","):
         limit, _, params = item.strip().partition(";")
         window = None
         for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
+            name, _, number = param.strip().partition("=")
             if name.strip().lower() == "w":
-                window = _number(value)
+                window = _number(number)
         calls = _number(limit)
         if calls > 0 and (window is None or window > 0):
             (bare if window is None else policies).append((calls, window or 1.0))
-    return policies or bare
+    return tuple(policies or bare)
 
 
 def usable_rate(quotas: list[tuple[float, float]], share: float) -> float | None:

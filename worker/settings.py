@@ -37,7 +37,7 @@ class WorkerSettings(BaseSettings):
 
     http_timeout_s: float = Field(default=60.0, gt=0)
     http_connect_timeout_s: float = Field(default=10.0, gt=0)
-    http_max_connections: int = Field(default=100, ge=1)
+    http_max_connections: int = Field(default=256, ge=1)
     call_attempts: int = Field(default=4, ge=1)
     call_budget_s: float = Field(default=30.0, gt=0)
     token_attempts: int = Field(default=5, ge=1)

@@ -34,10 +34,15 @@ from emulator.testing import EmulatorServer
 
 def _queues() -> dict[str, str]:
     prefix = f"bench-batch-{uuid.uuid4().hex[:8]}"
-    return {name: f"{prefix}.{kind}" for name, kind in (
-        ("HYPATOS_REQUEST_QUEUE", "requests"), ("HYPATOS_RESULT_QUEUE", "results"),
-        ("HYPATOS_DEAD_LETTER_QUEUE", "dead"), ("HYPATOS_TASK_QUEUE", "tasks"),
-    )}  # fmt: skip
+    return {
+        name: f"{prefix}.{kind}"
+        for name, kind in (
+            ("HYPATOS_REQUEST_QUEUE", "requests"),
+            ("HYPATOS_RESULT_QUEUE", "results"),
+            ("HYPATOS_DEAD_LETTER_QUEUE", "dead"),
+            ("HYPATOS_TASK_QUEUE", "tasks"),
+        )
+    }
 
 
 def _write_documents(folder: Path, count: int) -> None:
@@ -61,12 +66,18 @@ def _env(emulator: EmulatorServer, args: dict[str, Any], tmp: Path, prefix: str)
         f'client_id = "{emulator.client_id}"\nclient_secret = "{emulator.client_secret}"\n'
     )
     return {
-        **os.environ, **args["queues"], "HYPATOS_BROKER_URL": args["broker_url"],
-        "HYPATOS_REDIS_URL": args["redis_url"], "HYPATOS_REDIS_PREFIX": prefix,
-        "HYPATOS_CONNECTIONS_FILE": str(connections), "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
-        "HYPATOS_INBOX_DIR": str(tmp / "inbox"), "HYPATOS_LOG_LEVEL": "WARNING",
-        "HYPATOS_POLL_INITIAL_S": str(args["poll_initial_s"]), "HYPATOS_POLL_MAX_S": str(args["poll_max_s"]),
-    }  # fmt: skip
+        **os.environ,
+        **args["queues"],
+        "HYPATOS_BROKER_URL": args["broker_url"],
+        "HYPATOS_REDIS_URL": args["redis_url"],
+        "HYPATOS_REDIS_PREFIX": prefix,
+        "HYPATOS_CONNECTIONS_FILE": str(connections),
+        "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
+        "HYPATOS_INBOX_DIR": str(tmp / "inbox"),
+        "HYPATOS_LOG_LEVEL": "WARNING",
+        "HYPATOS_POLL_INITIAL_S": str(args["poll_initial_s"]),
+        "HYPATOS_POLL_MAX_S": str(args["poll_max_s"]),
+    }
 
 
 def _run(emulator: EmulatorServer, args: dict[str, Any], tmp: Path) -> dict[str, Any]:
@@ -74,16 +85,32 @@ def _run(emulator: EmulatorServer, args: dict[str, Any], tmp: Path) -> dict[str,
     env = _env(emulator, args, tmp, prefix)
     project = emulator.seed_project(name="Benchmark")["id"]
     command = [sys.executable, "-m", "worker", "run", f"--concurrency={args['concurrency']}"]
-    workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-               for _ in range(args["workers"])]  # fmt: skip
+    workers = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(args["workers"])
+    ]
     try:
         time.sleep(5)  # the workers declare the queues and exchange before the batch publishes
         started = time.perf_counter()
         batch = subprocess.run(
-            [sys.executable, "-m", "worker", "submit-batch", str(tmp / "inbox" / "batch"), "--connection",
-             "bench", "--project", project, "--report", str(tmp / "report.jsonl")],
-            env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "worker",
+                "submit-batch",
+                str(tmp / "inbox" / "batch"),
+                "--connection",
+                "bench",
+                "--project",
+                project,
+                "--report",
+                str(tmp / "report.jsonl"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         elapsed_s = time.perf_counter() - started
         peaks = [round(_peak_rss_mib(w.pid), 1) for w in workers]
     finally:
@@ -96,8 +123,13 @@ def _run(emulator: EmulatorServer, args: dict[str, Any], tmp: Path) -> dict[str,
         for start in range(0, len(keys), 1000):
             client.delete(*keys[start : start + 1000])
     lines = [json.loads(line) for line in (tmp / "report.jsonl").read_text().splitlines()]
-    return {"elapsed_s": elapsed_s, "peaks": peaks, "exit_code": batch.returncode,
-            "summary": batch.stdout.strip(), "lines": lines}  # fmt: skip
+    return {
+        "elapsed_s": elapsed_s,
+        "peaks": peaks,
+        "exit_code": batch.returncode,
+        "summary": batch.stdout.strip(),
+        "lines": lines,
+    }
 
 
 def _delete_queues(broker_url: str, queues: dict[str, str]) -> None:
@@ -122,13 +154,35 @@ def _delete_queues(broker_url: str, queues: dict[str, str]) -> None:
 @click.option("--poll-max-s", default=30.0, show_default=True)
 @click.option("--broker-url", default="amqp://guest:guest@127.0.0.1:5672//", show_default=True)
 @click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
-def main(count: int, workers: int, concurrency: int, processing_s: float, latency_ms: float,
-         poll_initial_s: float, poll_max_s: float, broker_url: str, redis_url: str) -> None:  # fmt: skip
+def main(
+    count: int,
+    workers: int,
+    concurrency: int,
+    processing_s: float,
+    latency_ms: float,
+    poll_initial_s: float,
+    poll_max_s: float,
+    broker_url: str,
+    redis_url: str,
+) -> None:
     """Push `--documents` documents through submit-batch and print what it cost."""
-    args = {"workers": workers, "concurrency": concurrency, "broker_url": broker_url, "redis_url": redis_url,
-            "poll_initial_s": poll_initial_s, "poll_max_s": poll_max_s, "queues": _queues()}  # fmt: skip
-    settings = {"new_s": 0.5, "processing_s": processing_s, "failure_rate": 0.02, "junk_rate": 0.02,
-                "latency_ms": latency_ms, "log_size": 1000}  # fmt: skip
+    args = {
+        "workers": workers,
+        "concurrency": concurrency,
+        "broker_url": broker_url,
+        "redis_url": redis_url,
+        "poll_initial_s": poll_initial_s,
+        "poll_max_s": poll_max_s,
+        "queues": _queues(),
+    }
+    settings = {
+        "new_s": 0.5,
+        "processing_s": processing_s,
+        "failure_rate": 0.02,
+        "junk_rate": 0.02,
+        "latency_ms": latency_ms,
+        "log_size": 1000,
+    }
     with EmulatorServer(**settings) as emulator, tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         _write_documents(tmp / "inbox" / "batch", count)

@@ -85,8 +85,15 @@ def _run_batch(env: dict[str, str], requests: list[dict[str, Any]], args: dict[s
             if received == len(requests):
                 break
         channel.cancel()
-        for queue in (env[k] for k in ("HYPATOS_REQUEST_QUEUE", "HYPATOS_RESULT_QUEUE",
-                                       "HYPATOS_DEAD_LETTER_QUEUE", "HYPATOS_TASK_QUEUE")):  # fmt: skip
+        for queue in (
+            env[k]
+            for k in (
+                "HYPATOS_REQUEST_QUEUE",
+                "HYPATOS_RESULT_QUEUE",
+                "HYPATOS_DEAD_LETTER_QUEUE",
+                "HYPATOS_TASK_QUEUE",
+            )
+        ):
             channel.queue_delete(queue)
     finally:
         connection.close()
@@ -110,8 +117,10 @@ def _median_second_to_quota(calls: list[dict[str, Any]], quota: float) -> float:
 
 
 def _report(log: list[dict[str, Any]], args: dict[str, Any], deferrals: int, requests: int) -> dict[str, Any]:
-    calls = {name: [e for e in log if e["client_id"] == client and e["operation"] != TOKEN_OPERATION]
-             for name, client in CLIENTS.items()}  # fmt: skip
+    calls = {
+        name: [e for e in log if e["client_id"] == client and e["operation"] != TOKEN_OPERATION]
+        for name, client in CLIENTS.items()
+    }
     every_call = calls["limited"] + calls["other"]
     detail = {}
     if args["detail"]:
@@ -146,27 +155,49 @@ def _deferrals(log_dir: Path) -> int:
 @click.option("--broker-url", default="amqp://guest:guest@127.0.0.1:5672//", show_default=True)
 @click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
 @click.option("--detail", is_flag=True, help="Also print each connection's calls per second.")
-def main(quota: int, other_quota: int, seconds: int, workers: int, concurrency: int | None, broker_url: str,
-         redis_url: str, detail: bool) -> None:  # fmt: skip
+def main(
+    quota: int,
+    other_quota: int,
+    seconds: int,
+    workers: int,
+    concurrency: int | None,
+    broker_url: str,
+    redis_url: str,
+    detail: bool,
+) -> None:
     """Run the fleet against two quotas at once and print what each connection achieved."""
-    args = {"quota": quota, "other_quota": other_quota, "workers": workers, "broker_url": broker_url,
-            "detail": detail}  # fmt: skip
+    args = {
+        "quota": quota,
+        "other_quota": other_quota,
+        "workers": workers,
+        "broker_url": broker_url,
+        "detail": detail,
+    }
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     with EmulatorServer(log_size=1_000_000) as emulator, tempfile.TemporaryDirectory() as tmp:
         for client, limit in zip(CLIENTS.values(), (quota, other_quota), strict=True):
             emulator.add_client(client, f"{client}-secret", rate_limit=limit, rate_window_s=1)
         ids = [d["id"] for d in emulator.seed_documents(20)]
         env = {
-            **_queue_names(), "HYPATOS_BROKER_URL": broker_url, "HYPATOS_REDIS_URL": redis_url,
-            "HYPATOS_REDIS_PREFIX": prefix, "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
+            **_queue_names(),
+            "HYPATOS_BROKER_URL": broker_url,
+            "HYPATOS_REDIS_URL": redis_url,
+            "HYPATOS_REDIS_PREFIX": prefix,
+            "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
             "HYPATOS_CONNECTIONS_FILE": str(_connections_file(emulator, Path(tmp) / "connections.toml")),
-        }  # fmt: skip
+        }
         counts = {"limited": quota * seconds, "other": other_quota * seconds}
         requests = [
-            {"id": f"{name}-{i}", "connection": name, "operation": "documentsGetById",
-             "params": {"id": ids[i % len(ids)]}}
-            for i in range(max(counts.values())) for name in CLIENTS if i < counts[name]
-        ]  # fmt: skip
+            {
+                "id": f"{name}-{i}",
+                "connection": name,
+                "operation": "documentsGetById",
+                "params": {"id": ids[i % len(ids)]},
+            }
+            for i in range(max(counts.values()))
+            for name in CLIENTS
+            if i < counts[name]
+        ]
         processes = _start_workers(env, workers, concurrency, Path(tmp))
         try:
             _run_batch(env, requests, args)

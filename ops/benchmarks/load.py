@@ -85,8 +85,12 @@ class ServicePublisher:
             self._channel.confirm_delivery()
 
     def publish(self, request_id: str, document_id: str) -> None:
-        body = {"id": request_id, "connection": "bench", "operation": "documentsGetById",
-                "params": {"id": document_id}}  # fmt: skip
+        body = {
+            "id": request_id,
+            "connection": "bench",
+            "operation": "documentsGetById",
+            "params": {"id": document_id},
+        }
         properties = pika.BasicProperties(
             delivery_mode=2, content_type="application/json", correlation_id=request_id
         )
@@ -272,9 +276,13 @@ async def run_amqp(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _publish_all(
-    spec: dict[str, Any], collector: Collector, requests: list[tuple[str, str]], sent: dict[str, float],
-    published: threading.Event, finished: threading.Event,
-) -> None:  # fmt: skip
+    spec: dict[str, Any],
+    collector: Collector,
+    requests: list[tuple[str, str]],
+    sent: dict[str, float],
+    published: threading.Event,
+    finished: threading.Event,
+) -> None:
     """Publish every request, say so, and keep the channel open until `finished`: messages published
     without confirms may be dropped when their channel closes before the broker has queued them."""
     publisher = _publisher(spec, collector, confirm=spec["mode"] == "publish")

@@ -114,8 +114,20 @@ class EmulatorProcess:
     def __init__(self, log_dir: Path) -> None:
         self.client_id = "bench-client"
         self.client_secret = secrets.token_urlsafe(16)
-        command = [sys.executable, "-m", "emulator.cli", "--port", "0", "--client-id", self.client_id,
-                   "--client-secret", self.client_secret, "--no-seed-demo", "--seed", "1"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "emulator.cli",
+            "--port",
+            "0",
+            "--client-id",
+            self.client_id,
+            "--client-secret",
+            self.client_secret,
+            "--no-seed-demo",
+            "--seed",
+            "1",
+        ]
         self.process = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=(log_dir / "emulator.log").open("wb")
         )
@@ -158,9 +170,14 @@ class Service:
     """The service: ``python -m worker run`` processes consuming one request queue of their own."""
 
     def __init__(
-        self, broker: Broker, emulator: EmulatorProcess, log_dir: Path, *, concurrency: int,
+        self,
+        broker: Broker,
+        emulator: EmulatorProcess,
+        log_dir: Path,
+        *,
+        concurrency: int,
         env: dict[str, str] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         prefix = f"perf-{uuid.uuid4().hex[:8]}"
         self.queues = {
             "HYPATOS_REQUEST_QUEUE": f"{prefix}.requests",
@@ -178,10 +195,14 @@ class Service:
         )
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("HYPATOS_")}  # defaults only
         self.env = {
-            **inherited, **self.queues, **(env or {}), "HYPATOS_BROKER_URL": broker.url,
-            "HYPATOS_CONNECTIONS_FILE": str(connections), "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
+            **inherited,
+            **self.queues,
+            **(env or {}),
+            "HYPATOS_BROKER_URL": broker.url,
+            "HYPATOS_CONNECTIONS_FILE": str(connections),
+            "HYPATOS_ALLOW_CUSTOM_ENDPOINTS": "1",
             "HYPATOS_LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+        }
         self.concurrency = concurrency
         self.log = (log_dir / f"{prefix}.worker.log").open("wb")
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -242,14 +263,30 @@ class CeleryPeer:
         self.broker = broker
         self.queue = f"perf-{uuid.uuid4().hex[:8]}.celery"
         self.env = {
-            **os.environ, "BENCH_BROKER_URL": broker.url, "BENCH_API_URL": emulator.api_url,
-            "BENCH_TOKEN_URL": emulator.token_url, "BENCH_CLIENT_ID": emulator.client_id,
+            **os.environ,
+            "BENCH_BROKER_URL": broker.url,
+            "BENCH_API_URL": emulator.api_url,
+            "BENCH_TOKEN_URL": emulator.token_url,
+            "BENCH_CLIENT_ID": emulator.client_id,
             "BENCH_CLIENT_SECRET": emulator.client_secret,
-        }  # fmt: skip
-        self.command = [sys.executable, "-m", "celery", "-A", "ops.benchmarks.peers", "worker",
-                        f"--pool={pool}", f"--concurrency={concurrency}", "-Q", self.queue,
-                        "--loglevel=WARNING", "--without-mingle", "--without-gossip", "--without-heartbeat",
-                        f"--hostname=perf-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
+        }
+        self.command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ops.benchmarks.peers",
+            "worker",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
+            "-Q",
+            self.queue,
+            "--loglevel=WARNING",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            f"--hostname=perf-{uuid.uuid4().hex[:6]}@%h",
+        ]
         self.log = (log_dir / f"{self.queue}.log").open("wb")
         self.processes: list[subprocess.Popen[bytes]] = []
 

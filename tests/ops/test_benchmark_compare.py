@@ -18,17 +18,37 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 THROUGHPUT = [
-    "aiohttp_0ms", "aiohttp_200ms", "service_1p_0ms", "service_2p_0ms", "service_3p_0ms",
-    "service_1p_200ms", "service_1p_200ms_256conn", "celery_prefork_0ms", "celery_prefork_200ms",
-    "celery_threads64_0ms", "celery_threads64_200ms", "celery_threads256_200ms", "celery_noop_0ms",
-]  # fmt: skip
-LOW_LOAD = ["low_load_service", "low_load_aiohttp", "low_load_celery_prefork",
-            "low_load_celery_threads64", "low_load_celery_noop"]  # fmt: skip
+    "aiohttp_0ms",
+    "aiohttp_200ms",
+    "service_1p_0ms",
+    "service_2p_0ms",
+    "service_3p_0ms",
+    "service_1p_200ms",
+    "service_1p_200ms_256conn",
+    "celery_prefork_0ms",
+    "celery_prefork_200ms",
+    "celery_threads64_0ms",
+    "celery_threads64_200ms",
+    "celery_threads256_200ms",
+    "celery_noop_0ms",
+]
+LOW_LOAD = [
+    "low_load_service",
+    "low_load_aiohttp",
+    "low_load_celery_prefork",
+    "low_load_celery_threads64",
+    "low_load_celery_noop",
+]
 HEADINGS = [
-    "## Machine", "## Targets", "## Throughput at 0 ms API latency", "## Throughput at 200 ms API latency",
-    "## Latency at low load", "## Growth with processes", "## Memory with requests queued",
+    "## Machine",
+    "## Targets",
+    "## Throughput at 0 ms API latency",
+    "## Throughput at 200 ms API latency",
+    "## Latency at low load",
+    "## Growth with processes",
+    "## Memory with requests queued",
     "## Where the time goes",
-]  # fmt: skip
+]
 
 
 def test_given_the_quick_mode_then_every_scenario_reports_numbers_and_the_report_is_written(
@@ -38,10 +58,21 @@ def test_given_the_quick_mode_then_every_scenario_reports_numbers_and_the_report
     report = tmp_path / "PERFORMANCE.md"
     # When: the benchmark command runs in its quick mode
     done = subprocess.run(
-        [sys.executable, "-m", "ops.benchmarks.compare", "--quick", "--broker-url", broker_url,
-         "--output", str(report)],
-        cwd=ROOT, capture_output=True, text=True, timeout=280,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ops.benchmarks.compare",
+            "--quick",
+            "--broker-url",
+            broker_url,
+            "--output",
+            str(report),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     scenarios = summary["scenarios"]
