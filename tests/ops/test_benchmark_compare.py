@@ -24,7 +24,6 @@ THROUGHPUT = [
     "service_2p_0ms",
     "service_3p_0ms",
     "service_1p_200ms",
-    "service_1p_200ms_256conn",
     "celery_prefork_0ms",
     "celery_prefork_200ms",
     "celery_threads64_0ms",
