@@ -6,7 +6,6 @@ valid message ever ends as a dead letter, or without its result, because of anot
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import uuid
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.amqp import AmqpTestClient
-from tests.support.delivery import Results, alive, get_document, readme_error_codes, wait_until
+from tests.support.delivery import Results, alive, get_document, readme_error_codes, take_all
 from tests.support.malformed import (
     TEST_MAX_REQUEST_BYTES,
     Malformed,
@@ -39,23 +38,6 @@ def peak_rss_mb(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) // 1024
     raise AssertionError("no VmHWM")
-
-
-def take_all(amqp: AmqpTestClient, queue: str, count: int, timeout_s: float) -> list[tuple[Any, bytes]]:
-    """Up to `count` raw messages (properties, body) from `queue`."""
-    taken: list[tuple[Any, bytes]] = []
-
-    def more() -> bool:
-        while len(taken) < count:
-            method, properties, body = amqp.channel.basic_get(queue=queue, auto_ack=True)
-            if method is None:
-                return False
-            taken.append((properties, body))
-        return True
-
-    with contextlib.suppress(TimeoutError):
-        wait_until(more, timeout_s, interval_s=0.05)
-    return taken
 
 
 @pytest.mark.timeout(420)

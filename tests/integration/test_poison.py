@@ -3,7 +3,6 @@ worker keeps serving; the dead-letter commands list, replay and purge what ends 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -20,29 +19,13 @@ from tests.support.delivery import (
     log_events,
     readme_error_codes,
     run_cli,
+    take_all,
     wait_until,
 )
 from tests.support.malformed import answerable, generate, unanswerable
 from tests.support.processes import WorkerFleet
 
 pytestmark = pytest.mark.integration
-
-
-def take_all(amqp: AmqpTestClient, queue: str, count: int, timeout_s: float) -> list[tuple[Any, bytes]]:
-    """Up to `count` raw messages (properties, body) from `queue`."""
-    taken: list[tuple[Any, bytes]] = []
-
-    def more() -> bool:
-        while len(taken) < count:
-            method, properties, body = amqp.channel.basic_get(queue=queue, auto_ack=True)
-            if method is None:
-                return False
-            taken.append((properties, body))
-        return True
-
-    with contextlib.suppress(TimeoutError):
-        wait_until(more, timeout_s, interval_s=0.05)
-    return taken
 
 
 @pytest.mark.timeout(240)

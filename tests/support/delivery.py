@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -173,6 +174,23 @@ def issued_tokens(emulator: Any) -> set[str]:
         if entry["headers"].get("authorization", "").lower().startswith("bearer ")
     }
     return live | {token for token in logged if token}
+
+
+def take_all(amqp: AmqpTestClient, queue: str, count: int, timeout_s: float) -> list[tuple[Any, bytes]]:
+    """Up to `count` raw messages (properties, body) from `queue`, waiting at most `timeout_s`."""
+    taken: list[tuple[Any, bytes]] = []
+
+    def more() -> bool:
+        while len(taken) < count:
+            method, properties, body = amqp.channel.basic_get(queue=queue, auto_ack=True)
+            if method is None:
+                return False
+            taken.append((properties, body))
+        return True
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(more, timeout_s, interval_s=0.05)
+    return taken
 
 
 def run_cli(env: dict[str, str], *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:

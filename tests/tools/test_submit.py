@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from urllib.parse import urlsplit
@@ -16,6 +14,7 @@ from kombu import Connection
 
 from tests.support.amqp import AmqpTestClient
 from tests.support.broker_users import broker_user
+from tests.support.delivery import run_cli
 from tests.support.processes import WorkerFleet
 from worker.queues import declare_topology
 from worker.settings import WorkerSettings
@@ -28,14 +27,7 @@ def hypatos_worker(
     env: dict[str, str], *args: str, timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run ``hypatos-worker ARGS`` as a user would, with `env` on top of this environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "worker", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+    return run_cli(env, *args, timeout_s=timeout_s)
 
 
 REQUEST = {"id": "r-1", "connection": "main", "operation": "companiesList"}
