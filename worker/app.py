@@ -24,6 +24,7 @@ from celery.worker.control import inspect_command
 
 from worker.logging import configure_logging
 from worker.metrics import serve_metrics
+from worker.preflight import check_broker
 from worker.queues import task_queue
 from worker.runtime import Runtime, Services
 from worker.settings import WorkerSettings
@@ -61,7 +62,13 @@ class RequestConsumerStep(bootsteps.StartStopStep):
         self.app: HypatosCelery = parent.app
 
     def start(self, parent: Any) -> None:
-        """Open the runtime (connections, session, stores) and start consuming."""
+        """Declare the topology, open the runtime (connections, session, stores) and start consuming.
+
+        The topology is declared here too (idempotently), so a worker started with ``celery -A
+        worker.app worker`` rather than ``hypatos-worker run`` never consumes without the delay chain
+        that deferred requests come back through.
+        """
+        check_broker(self.app.settings)
         runtime = Runtime(self.app.settings)
         self.app.runtime = runtime
         events = TaskEvents(

@@ -88,7 +88,11 @@ def test_the_app_carries_the_settings_and_the_request_path_step(settings: Worker
     assert RequestConsumerStep in app.steps["worker"]
 
 
-def test_the_request_consumer_step_starts_the_runtime_and_stops_it(settings: WorkerSettings) -> None:
+def test_the_request_consumer_step_starts_the_runtime_and_stops_it(
+    settings: WorkerSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[WorkerSettings] = []
+    monkeypatch.setattr(worker.app, "check_broker", checked.append)  # no broker here: see test_preflight
     app = create_app(settings)
     parent = SimpleNamespace(app=app, hostname="hypatos-1@test", consumer=None)
     step = RequestConsumerStep(parent)
@@ -99,7 +103,7 @@ def test_the_request_consumer_step_starts_the_runtime_and_stops_it(settings: Wor
         assert status["consuming"] is False and status["in_flight"] == 0 and status["concurrency"] == 3
     finally:
         step.stop(parent)
-    assert app.runtime is None
+    assert app.runtime is None and checked == [settings]
     step.stop(parent)  # nothing left to stop
     assert hypatos_status(SimpleNamespace(consumer=SimpleNamespace(app=app))) == {
         "consuming": False,
