@@ -31,18 +31,53 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import click
+import pika
 import redis
-from throughput import _pika, _queue_names, _wait_for_consumers
 
 from emulator.testing import EmulatorServer
 
 TOKEN_OPERATION = "Authorization_requestAccessToken"
 CLIENTS = {"limited": "limited-client", "other": "other-client"}
+
+
+def _pika(url: str) -> pika.BlockingConnection:
+    """A pika connection for a kombu-style broker URL (``amqp://u:p@host:port//``, the ``/`` vhost)."""
+    netloc = url.split("://", 1)[1].split("/", 1)[0]
+    return pika.BlockingConnection(pika.URLParameters(f"amqp://{netloc}/%2F"))
+
+
+def _wait_for_consumers(connection: pika.BlockingConnection, queue: str, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        channel = connection.channel()
+        try:
+            if channel.queue_declare(queue=queue, passive=True).method.consumer_count >= count:
+                channel.close()
+                return
+            channel.close()
+        except pika.exceptions.ChannelClosedByBroker:
+            pass  # not declared yet
+        connection.sleep(0.2)
+    raise TimeoutError("workers did not start")
+
+
+def _queue_names() -> dict[str, str]:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    return {
+        f"HYPATOS_{kind.upper()}_QUEUE": f"{prefix}.{name}"
+        for kind, name in (
+            ("request", "requests"),
+            ("result", "results"),
+            ("dead_letter", "dead"),
+            ("task", "tasks"),
+        )
+    }
 
 
 def _connections_file(emulator: EmulatorServer, path: Path) -> Path:
