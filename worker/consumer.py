@@ -129,6 +129,13 @@ class Acknowledger:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
+    async def drain(self) -> None:
+        """Settle what is settled now and wait until those frames are written (before closing)."""
+        if self._flush_pending or any(settle is not None for settle in self._open.values()):
+            self._flush()
+        if self._sending:
+            await asyncio.wait(set(self._sending))
+
     @staticmethod
     async def _send(frames: list[Any]) -> None:
         for frame in frames:
@@ -157,6 +164,7 @@ class RequestConsumer:
         self._running: set[asyncio.Task[None]] = set()
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._channel: aiormq.abc.AbstractChannel | None = None
+        self._acks: Acknowledger | None = None
         self._consumer_tag: str | None = None
         #: True while the queue is being consumed (health and `hypatos_consumer_up`).
         self.consuming = False
@@ -202,7 +210,7 @@ class RequestConsumer:
         publisher = Publisher(publish_channel, self._settings, self._workers_user, self._events)
         self._channel = consume_channel
 
-        acks = Acknowledger(consume_channel)
+        acks = self._acks = Acknowledger(consume_channel)
 
         async def on_message(message: DeliveredMessage) -> None:
             acks.delivered(message.delivery_tag)
@@ -229,7 +237,7 @@ class RequestConsumer:
         try:
             settle = await self._handler(delivery, publisher)
         except Exception:
-            log.exception("request_handler_crashed")
+            log.exception("request_handler_crashed", deliveries_before=delivery.delivery_count)
             settle = Settle.REQUEUE
         finally:
             metrics.IN_FLIGHT.dec()
@@ -266,6 +274,9 @@ class RequestConsumer:
         if self._running:
             _, pending = await asyncio.wait(set(self._running), timeout=timeout_s)
             finished = not pending
+        if self._acks is not None:  # the last acknowledgements go out before the connection closes
+            with contextlib.suppress(*_CHANNEL_ERRORS, TimeoutError):
+                await asyncio.wait_for(self._acks.drain(), timeout=5)
         await self._close_connection()
         return finished
 

@@ -86,6 +86,20 @@ def test_a_delivery_still_running_holds_back_only_itself() -> None:
     assert asyncio.run(run()) == [("ack", 2, False), ("ack", 3, True)]
 
 
+def test_draining_sends_what_is_settled_at_once_and_waits_for_it() -> None:
+    async def run() -> list[tuple[str, int, bool]]:
+        channel = AckChannel()
+        acks = Acknowledger(channel)  # type: ignore[arg-type]
+        for tag in (1, 2, 3):
+            acks.delivered(tag)
+        acks.settle(1, Settle.ACK)
+        acks.settle(3, Settle.ACK)
+        await acks.drain()  # no loop iteration in between: the stop path must not lose them
+        return channel.frames
+
+    assert asyncio.run(run()) == [("ack", 1, True), ("ack", 3, False)]
+
+
 def test_given_a_closed_channel_then_nothing_is_acknowledged() -> None:
     channel = AckChannel(is_closed=True)
     settle(channel, [1, 2], [(1, Settle.ACK), (2, Settle.ACK)])
