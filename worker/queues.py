@@ -93,10 +93,13 @@ def public_queues(settings: WorkerSettings) -> list[Queue]:
     return [request_queue(settings), result_queue(settings), dead_letter_queue(settings)]
 
 
-def internal_queue_names(settings: WorkerSettings) -> set[str]:
+#: The delay chain's queues (kombu's names, the same for every deployment).
+DELAY_QUEUES = frozenset(level_name(level) for level in range(MAX_LEVEL + 1))
+
+
+def internal_queue_names(settings: WorkerSettings) -> frozenset[str]:
     """Queues no result may be sent to (a ``reply_to`` naming one is refused)."""
-    names = {settings.request_queue, settings.dead_letter_queue, settings.task_queue}
-    return names | {level_name(level) for level in range(MAX_LEVEL + 1)}
+    return DELAY_QUEUES | {settings.request_queue, settings.dead_letter_queue, settings.task_queue}
 
 
 def declare_topology(connection: Connection, settings: WorkerSettings) -> None:
